@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Fetch, patch, configure and build the project kernel, cached outside the work tree.
+#
+#   kernel.sh dir     print the build directory for the current key (may not exist yet)
+#   kernel.sh build   build it unless the cache already holds it; print the directory
+#   kernel.sh fetch   download the source tarball only
+#   kernel.sh purge   drop every cached kernel (downloaded source and tools stay)
+#
+# The cache key covers the kernel version, the config fragments and the patch
+# series, so editing module code never rebuilds the kernel, and editing any of
+# those always does.  DEBUG=1 adds kconfig/debug.config (lockdep, DEBUG_VM, KFENCE).
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+fragments=("$top/kconfig/snp_host.config")
+[ "${DEBUG:-0}" = 1 ] && fragments+=("$top/kconfig/debug.config")
+
+series_files() {
+	local p
+	echo "$top/patches/series"
+	while read -r p; do
+		case "$p" in "" | "#"*) continue ;; esac
+		echo "$top/patches/$p"
+	done <"$top/patches/series"
+}
+
+cache_key() {
+	{
+		echo "linux-source-$KERNEL_VERSION llvm-$LLVM_VERSION"
+		cat "${fragments[@]}"
+		series_files | while read -r f; do
+			[ -f "$f" ] || die "patches/series names $(basename "$f"), which does not exist"
+			echo "== $(basename "$f")"
+			cat "$f"
+		done
+	} | sha256sum | cut -c1-16
+}
+
+kdir() {
+	local variant=""
+	[ "${DEBUG:-0}" = 1 ] && variant="-debug"
+	echo "$SNP_HOST_CACHE/kernel/linux-$KERNEL_VERSION$variant-$(cache_key)"
+}
+
+# The Debian archive this machine already uses, read from its own apt configuration.
+archive_uri() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		# deb822: take the URIs of a "deb" stanza whose suites are not the security archive.
+		awk 'BEGIN { RS = ""; FS = "\n" }
+		     /(^|\n)Types:[^\n]*deb( |$|\n)/ && !/Suites:[^\n]*-security/ {
+			for (i = 1; i <= NF; i++) if ($i ~ /^URIs:/) { split($i, a, " "); print a[2]; exit }
+		     }' "$f"
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		awk '$1 == "deb" && $0 !~ /-security/ { for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) { print $i; exit } }' "$f"
+	done
+}
+
+# Download linux-source-$KERNEL_VERSION from $KERNEL_SUITE with a private apt state,
+# leaving the host's apt lists untouched.  Prints the path of the source tarball.
+fetch_source() {
+	local dl=$SNP_HOST_CACHE/src tarball uri apt_dir
+	tarball=$dl/linux-source-$KERNEL_VERSION.tar.xz
+	if [ -f "$tarball" ]; then
+		echo "$tarball"
+		return
+	fi
+	uri=$(archive_uri | head -n1)
+	[ -n "$uri" ] || die "cannot find a Debian archive in this machine's apt configuration"
+	apt_dir=$SNP_HOST_CACHE/apt
+	mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$dl"
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $KERNEL_SUITE main" \
+		>"$apt_dir/sources.list"
+	local opts=(-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Etc::SourceList=$apt_dir/sources.list"
+		-o "Dir::Etc::SourceParts=$apt_dir/parts" -o "Dir::Cache=$apt_dir/cache"
+		-o "APT::Sandbox::User=$(id -un)" -o Debug::NoLocking=1)
+	note "fetching the $KERNEL_SUITE package index"
+	apt-get "${opts[@]}" update -qq || die "apt-get update of $KERNEL_SUITE failed"
+	if ! apt-cache "${opts[@]}" show "linux-source-$KERNEL_VERSION" >/dev/null 2>&1; then
+		echo "error: linux-source-$KERNEL_VERSION is no longer served by $KERNEL_SUITE." >&2
+		echo "It carries: $(apt-cache "${opts[@]}" pkgnames linux-source- | sort -V | tr '\n' ' ')" >&2
+		echo "Move on by setting KERNEL_VERSION in scripts/env.sh to one of those, rebuilding" >&2
+		echo "(make check), and refreshing patches/ where they no longer apply." >&2
+		exit 1
+	fi
+	local tmp
+	tmp=$(mktemp -d "$dl/fetch.XXXXXX")
+	(cd "$tmp" && apt-get "${opts[@]}" download -qq "linux-source-$KERNEL_VERSION") ||
+		die "downloading linux-source-$KERNEL_VERSION failed"
+	dpkg-deb -x "$tmp"/linux-source-"$KERNEL_VERSION"_*.deb "$tmp/x"
+	mv "$tmp/x/usr/src/linux-source-$KERNEL_VERSION.tar.xz" "$tarball"
+	rm -rf "$tmp"
+	echo "$tarball"
+}
+
+build() {
+	local dir tarball
+	dir=$(kdir)
+	if [ -f "$dir/.snp-host-built" ]; then
+		echo "$dir"
+		return
+	fi
+	[ -f "$SNP_HOST_CACHE/tools/.deps-ok" ] || bash "$top/scripts/deps.sh"
+	# An interrupted build resumes in place: same key, same inputs, make is incremental.
+	if [ ! -f "$dir/Makefile" ]; then
+		tarball=$(fetch_source)
+		note "unpacking $(basename "$tarball")"
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		tar -xf "$tarball" -C "$dir" --strip-components=1
+	fi
+	bash "$top/scripts/apply-patches.sh" "$dir"
+	local vars
+	mapfile -t vars < <(kmake_vars)
+	local km=(make -C "$dir" -s "${vars[@]}")
+	note "configuring: tinyconfig + ${fragments[*]##*/}"
+	"${km[@]}" tinyconfig >/dev/null
+	"$dir/scripts/kconfig/merge_config.sh" -m -O "$dir" "$dir/.config" "${fragments[@]}" >/dev/null
+	"${km[@]}" olddefconfig >/dev/null
+	# Kconfig silently drops an option whose dependencies are missing: insist on every one.
+	local bad=() opt
+	while read -r opt; do
+		grep -qx "$opt" "$dir/.config" || bad+=("${opt%%=*}")
+	done < <(cat "${fragments[@]}" | grep -E '^CONFIG_[A-Z0-9_]+=')
+	if [ ${#bad[@]} -gt 0 ]; then
+		die "after olddefconfig these options are not as the fragment asks: ${bad[*]}"
+	fi
+	note "building the kernel with $(nproc) jobs (10-15 minutes on 2 cores)"
+	"${km[@]}" -j"$(nproc)" bzImage modules
+	touch "$dir/.snp-host-built"
+	echo "$dir"
+}
+
+case "${1:-}" in
+dir) kdir ;;
+build) build ;;
+fetch) fetch_source ;;
+purge)
+	note "removing $SNP_HOST_CACHE/kernel"
+	rm -rf "$SNP_HOST_CACHE/kernel"
+	;;
+*) die "usage: $0 dir|build|purge" ;;
+esac
