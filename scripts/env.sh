@@ -15,6 +15,7 @@ BINDGEN_VERSION=0.71.1
 RUSTC_DEB=/usr/bin/rustc
 RUSTDOC_DEB=/usr/bin/rustdoc
 CLIPPY_DEB=/usr/bin/clippy-driver
+RUSTFMT_DEB=/usr/bin/rustfmt
 
 # Build products that outlive a clean clone: downloaded source, tools, built kernels.
 SNP_HOST_CACHE=${SNP_HOST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/snp-host}
@@ -48,5 +49,6 @@ kmake_vars() {
 	local src
 	src=$(rust_lib_src) || die "rust-web-src is not installed (run: make deps)"
 	printf '%s\n' "LLVM=-$LLVM_VERSION" "RUSTC=$RUSTC_DEB" "HOSTRUSTC=$RUSTC_DEB" \
-		"RUSTDOC=$RUSTDOC_DEB" "BINDGEN=$BINDGEN" "RUST_LIB_SRC=$src"
+		"RUSTDOC=$RUSTDOC_DEB" "RUSTFMT=$RUSTFMT_DEB" "CLIPPY_DRIVER=$CLIPPY_DEB" \
+		"BINDGEN=$BINDGEN" "RUST_LIB_SRC=$src"
 }

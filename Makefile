@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# snp_host: the two commands are `make run` and `make check` (see README.md).
+#
+# KDIR is the kernel tree the module builds against.  Left unset, it is the
+# project kernel in the cache ($SNP_HOST_CACHE, default ~/.cache/snp-host),
+# built on first use from linux-source + kconfig/ + patches/.  Set it to use
+# your own prepared tree: CONFIG_RUST=y and patches/ applied.
+
+SHELL := /bin/bash
+top := $(CURDIR)
+BUILD := $(top)/build
+KMAKE := bash $(top)/scripts/kmake.sh
+# DEBUG=1 selects the lockdep/DEBUG_VM/KFENCE kernel (kconfig/debug.config).
+DEBUG ?= 0
+export DEBUG
+
+ifeq ($(origin KDIR),undefined)
+KDIR := $(shell bash $(top)/scripts/kernel.sh dir)
+OWN_KERNEL := 1
+endif
+
+MODULE := $(top)/snp_host/snp_host.ko
+SELFTESTS := $(top)/tools/testing/selftests/snp_host
+
+.PHONY: all modules deps kernel selftests run check host-check module-lint \
+	vm-check vm-shell clean purge-cache help
+
+all: modules
+
+help:
+	@echo 'make run          set up on first use, boot the test VM, load snp_host and tell what it did'
+	@echo 'make check        every test: host crate tests and lints, module lints, VM tests'
+	@echo '                  EXTRA_TESTS=<dir> adds every executable in <dir> as one more VM test'
+	@echo 'make              build snp_host/snp_host.ko (KDIR=<tree> for your own kernel)'
+	@echo 'make vm-shell     boot the test VM with an interactive shell'
+	@echo 'make kernel       build (or find in the cache) the project kernel; DEBUG=1 for the debug variant'
+	@echo 'make clean        remove build products from the work tree (the cache stays)'
+	@echo 'make purge-cache  drop every cached kernel build'
+
+deps:
+	@bash scripts/deps.sh
+
+kernel: deps
+ifdef OWN_KERNEL
+	@bash scripts/kernel.sh build >/dev/null
+endif
+
+modules: kernel
+	+$(KMAKE) -C $(KDIR) M=$(top) modules
+
+selftests: kernel
+	+$(MAKE) -C $(SELFTESTS) KSFT_DIR=$(KDIR)/tools/testing/selftests OUTPUT=$(BUILD)/selftests
+
+run: modules selftests
+	@bash scripts/vm.sh run
+
+check: host-check module-lint vm-check
+
+host-check: deps
+	cargo test --quiet
+	cargo clippy --quiet --all-targets -- -D warnings
+	cargo fmt --check
+
+# Lint in a separate output directory so that clippy really runs every time
+# instead of seeing up-to-date objects; warnings are errors.
+module-lint: kernel
+	rm -rf $(BUILD)/clippy
+	mkdir -p $(BUILD)/clippy
+	+$(KMAKE) -C $(KDIR) M=$(top) MO=$(BUILD)/clippy CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
+	bash scripts/rustfmt-check.sh
+
+vm-check: modules selftests
+	@bash scripts/vm.sh check
+
+vm-shell: modules selftests
+	@bash scripts/vm.sh shell
+
+clean:
+	-$(KMAKE) -C $(KDIR) M=$(top) clean 2>/dev/null
+	-$(MAKE) -C $(SELFTESTS) OUTPUT=$(BUILD)/selftests clean
+	rm -rf $(BUILD) target
+
+purge-cache:
+	@bash scripts/kernel.sh purge

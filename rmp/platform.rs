@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Discovery of SEV-SNP on this host and the choice of RMP backend.
+
+use crate::kernel_ext::{coco, cpu};
+use core::fmt;
+
+/// Declares the CPUID 0x8000001f EAX feature bits once, with their bit numbers.
+macro_rules! mem_encrypt_bits {
+    ($($(#[$doc:meta])* $name:ident = $bit:literal;)*) => {
+        /// Feature bits of CPUID 0x8000001f EAX.
+        #[derive(Clone, Copy, Debug, Default)]
+        pub(crate) struct MemEncryptFeatures(u32);
+
+        impl MemEncryptFeatures {
+            $(
+                $(#[$doc])*
+                pub(crate) const fn $name(self) -> bool {
+                    self.0 & (1 << $bit) != 0
+                }
+            )*
+        }
+    };
+}
+
+mem_encrypt_bits! {
+    /// Secure Memory Encryption.
+    sme = 0;
+    /// Secure Encrypted Virtualization.
+    sev = 1;
+    /// SEV with encrypted register state.
+    sev_es = 3;
+    /// SEV Secure Nested Paging: the CPU has an RMP.
+    snp = 4;
+    /// The RMPREAD instruction returns an architectural view of an RMP entry.
+    rmpread = 21;
+    /// The RMP may be split into segments (RMP_CFG).
+    segmented_rmp = 23;
+}
+
+/// Which implementation of the RMP instructions the module drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BackendKind {
+    /// The CPU's RMP, through RMPUPDATE/PSMASH/RMPREAD.
+    Hardware,
+    /// An RMP kept in kernel memory with the hardware's rules.
+    Emulated,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Hardware => "hardware",
+            BackendKind::Emulated => "emulated",
+        })
+    }
+}
+
+/// What this host offers for SEV-SNP, read once at load.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Platform {
+    /// CPUID 0x8000001f EAX, or empty when the CPU lacks the leaf.
+    pub(crate) features: MemEncryptFeatures,
+    /// Whether the CPU implements leaf 0x8000001f at all.
+    pub(crate) has_leaf: bool,
+    /// Whether the host kernel enabled SNP (`CC_ATTR_HOST_SEV_SNP`).
+    pub(crate) host_snp: bool,
+}
+
+impl Platform {
+    /// Reads CPUID and asks the kernel whether it runs with SNP.
+    pub(crate) fn detect() -> Self {
+        let leaf = cpu::mem_encrypt();
+        Platform {
+            features: MemEncryptFeatures(leaf.map_or(0, |l| l.eax)),
+            has_leaf: leaf.is_some(),
+            host_snp: coco::host_sev_snp(),
+        }
+    }
+
+    /// Returns the backend to use: the hardware exactly when the kernel enabled SNP.
+    ///
+    /// CPU support alone is not enough: without `SNPEn` the RMP is not checked
+    /// and RMPUPDATE faults, and only the kernel may set it (on every CPU, before
+    /// any VM runs), never this module.
+    pub(crate) fn backend(&self) -> BackendKind {
+        if self.host_snp && self.features.snp() {
+            BackendKind::Hardware
+        } else {
+            BackendKind::Emulated
+        }
+    }
+
+    /// Explains, in words, why [`Platform::backend`] chose what it chose.
+    pub(crate) fn reason(&self) -> &'static str {
+        match (self.has_leaf, self.features.snp(), self.host_snp) {
+            (false, _, _) => "the CPU has no CPUID leaf 0x8000001f (no AMD memory encryption)",
+            (true, false, _) => "the CPU does not support SEV-SNP",
+            (true, true, false) => "the CPU supports SEV-SNP but the host kernel did not enable it",
+            (true, true, true) => "the host kernel runs with SEV-SNP enabled",
+        }
+    }
+}
+
+#[kunit_tests(snp_host_platform)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_snp_implies_cpu_snp() {
+        // The kernel only enables SNP on a CPU that reports it.
+        let p = Platform::detect();
+        assert!(!p.host_snp || (p.has_leaf && p.features.snp()));
+    }
+
+    #[test]
+    fn backend_is_hardware_exactly_when_snp_is_on() {
+        let p = Platform::detect();
+        assert_eq!(p.backend() == BackendKind::Hardware, p.host_snp);
+    }
+
+    #[test]
+    fn missing_leaf_reads_as_no_features() {
+        let p = Platform::detect();
+        if !p.has_leaf {
+            assert!(!p.features.sme() && !p.features.sev() && !p.features.snp());
+        }
+        assert!(!p.features.sev_es() || p.features.sev());
+    }
+}

@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel-side abstractions the `kernel` crate of Linux 7.3 lacks.
+//!
+//! Every call into C, and every instruction the rest of the module needs,
+//! lives here behind a safe function with its safety argument next to it.
+//! Nothing outside this directory uses `kernel::bindings` directly.
+
+pub(crate) mod coco;
+pub(crate) mod cpu;

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Boot the test VM: QEMU/TCG with -cpu EPYC, an initramfs of busybox-static,
+# snp_host.ko and the statically linked selftests.
+#
+#   vm.sh run     load the module and tell, in words, what it found and did
+#   vm.sh check   run KUnit + selftests (+ EXTRA_TESTS), scan the kernel log, summarise
+#   vm.sh shell   the same VM with an interactive shell
+#
+# The guest's console (kernel log) goes to build/vm/console.log; its results
+# come back on a second serial port to build/vm/results.log.  A guest that does
+# not power off within VM_TIMEOUT seconds is killed and counts as a failure.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+mode=${1:?usage: vm.sh run|check|shell}
+kdir=${KDIR:-$(bash "$top/scripts/kernel.sh" dir)}
+out=$top/build/vm
+root=$out/root
+VM_TIMEOUT=${VM_TIMEOUT:-300}
+VM_MEM=${VM_MEM:-3G}
+
+kernel=$kdir/arch/x86/boot/bzImage
+module=$top/snp_host/snp_host.ko
+[ -f "$kernel" ] || die "no kernel at $kernel (run: make kernel)"
+[ -f "$module" ] || die "no module at $module (run: make)"
+busybox=$(command -v busybox) || die "busybox-static is not installed (run: make deps)"
+
+# Assemble the initramfs.
+rm -rf "$root"
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules,tests,extra}
+cp "$busybox" "$root/bin/busybox"
+cp "$module" "$root/lib/modules/"
+cp "$top/vm/init" "$root/init"
+chmod +x "$root/init"
+find "$top/build/selftests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/tests/" \; 2>/dev/null || true
+if [ -n "${EXTRA_TESTS:-}" ]; then
+	[ -d "$EXTRA_TESTS" ] || die "EXTRA_TESTS=$EXTRA_TESTS is not a directory"
+	find "$EXTRA_TESTS" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/extra/" \;
+fi
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz"
+
+qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC -smp 2 -m "$VM_MEM" -no-reboot
+	-kernel "$kernel" -initrd "$out/initramfs.cpio.gz")
+# An unknown name=value on the command line reaches /init as an environment variable.
+append="console=ttyS0 panic=-1 vmmode=$mode"
+
+if [ "$mode" = shell ]; then
+	exec "${qemu[@]}" -nographic -append "$append"
+fi
+
+: >"$out/console.log"
+: >"$out/results.log"
+rc=0
+timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" -display none -monitor none \
+	-serial "file:$out/console.log" -serial "file:$out/results.log" \
+	-append "$append" </dev/null || rc=$?
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	echo "error: the VM did not power off within ${VM_TIMEOUT}s; last console lines:" >&2
+	tail -n 30 "$out/console.log" >&2
+	exit 1
+fi
+
+case "$mode" in
+run)
+	if ! grep -q '^=== end$' "$out/results.log"; then
+		echo "error: the VM stopped before it finished (qemu exit $rc); console:" >&2
+		tail -n 40 "$out/console.log" >&2
+		exit 1
+	fi
+	sed '/^=== end$/d' "$out/results.log"
+	;;
+check)
+	python3 "$top/scripts/tap-summary.py" "$out/results.log" "$out/console.log"
+	;;
+esac
