@@ -1,0 +1,844 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The three 16-byte RMP formats: the in-table entry, the RMPREAD record and the
+//! RMPUPDATE new state, each declared once, with decoders that reject invalid encodings.
+//!
+//! The in-table [`Entry`] is not architectural: its layout is the one the PPR for family
+//! 19h documents and Linux decodes on processors without RMPREAD (the high quadword as the
+//! SEV firmware describes it). Bits this model does not interpret are carried through
+//! untouched, so a read-modify-write never clobbers state the CPU or the firmware keep
+//! there. [`Record`] (RMPREAD output) and [`State`] (RMPUPDATE input) are architectural
+//! (AMD APM vol. 3) and byte-compatible with Linux's `struct rmpentry` and
+//! `struct rmp_state`.
+
+use super::bits::{
+    bitfield,
+    Field, //
+};
+
+/// log2 of the size of a 4 KiB page.
+pub const PAGE_SHIFT: u32 = 12;
+
+/// Number of 4 KiB pages, and so of RMP entries, in a 2 MiB page.
+pub const PAGES_PER_2M: u64 = 512;
+
+/// The largest ASID an in-table entry can record (its ASID field is 10 bits wide).
+pub const MAX_ASID: u32 = 1023;
+
+/// Guest physical addresses an entry can record lie below this bound (39-bit frame field).
+pub const GPA_LIMIT: u64 = 1 << 51;
+
+/// Why a 16-byte record or one of its fields does not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A reserved field is not zero.
+    Reserved,
+    /// A byte that holds a flag is neither 0 nor 1.
+    Flag,
+    /// A page-size encoding other than 0 (4K) or 1 (2M).
+    PageSize,
+    /// A VMPL number above 3.
+    Vmpl,
+    /// An address is not aligned to the page it names.
+    Unaligned,
+    /// A value lies outside what the hardware can record (an ASID above [`MAX_ASID`] or
+    /// 0 for an assigned page, a GPA at or above [`GPA_LIMIT`]).
+    Range,
+    /// Fields contradict each other (a validated or VMSA page that is not assigned, a
+    /// shared page with an ASID or the immutable bit).
+    Inconsistent,
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let what = match self {
+            Self::Reserved => "reserved field is not zero",
+            Self::Flag => "flag byte is neither 0 nor 1",
+            Self::PageSize => "invalid RMP page size",
+            Self::Vmpl => "invalid VMPL",
+            Self::Unaligned => "address not aligned to its page size",
+            Self::Range => "value out of range",
+            Self::Inconsistent => "fields contradict each other",
+        };
+        f.write_str(what)
+    }
+}
+
+/// The page size of an RMP entry (`RMP_PG_SIZE_4K`/`RMP_PG_SIZE_2M` in Linux).
+///
+/// # Examples
+///
+/// ```
+/// use snp_host_model::rmp::model::PageSize;
+///
+/// assert_eq!(PageSize::try_from(1u8), Ok(PageSize::Size2M));
+/// assert!(PageSize::try_from(2u8).is_err());
+/// assert_eq!(PageSize::Size2M.align_down(0x1234), 0x1200);
+/// assert!(PageSize::Size2M.is_aligned(0x1200) && !PageSize::Size2M.is_aligned(0x1201));
+/// assert_eq!(PageSize::Size2M.pages(), 512);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PageSize {
+    /// A 4 KiB page.
+    #[default]
+    Size4K,
+    /// A 2 MiB page, described by the entry of its first (2M-aligned) 4K page.
+    Size2M,
+}
+
+impl PageSize {
+    /// Returns the hardware encoding (0 for 4K, 1 for 2M).
+    pub const fn encoding(self) -> u8 {
+        match self {
+            Self::Size4K => 0,
+            Self::Size2M => 1,
+        }
+    }
+
+    /// Returns the number of 4K pages in a page of this size.
+    pub const fn pages(self) -> u64 {
+        match self {
+            Self::Size4K => 1,
+            Self::Size2M => PAGES_PER_2M,
+        }
+    }
+
+    /// Returns the size in bytes.
+    pub const fn bytes(self) -> u64 {
+        self.pages() << PAGE_SHIFT
+    }
+
+    /// Returns the first PFN of the page of this size that contains `pfn`.
+    pub const fn align_down(self, pfn: u64) -> u64 {
+        pfn & !(self.pages() - 1)
+    }
+
+    /// Returns whether `pfn` is the first PFN of a page of this size.
+    pub const fn is_aligned(self, pfn: u64) -> bool {
+        pfn & (self.pages() - 1) == 0
+    }
+}
+
+impl TryFrom<u8> for PageSize {
+    type Error = DecodeError;
+
+    fn try_from(value: u8) -> Result<Self, DecodeError> {
+        match value {
+            0 => Ok(Self::Size4K),
+            1 => Ok(Self::Size2M),
+            _ => Err(DecodeError::PageSize),
+        }
+    }
+}
+
+impl Field for PageSize {
+    const BITS: u32 = 1;
+
+    fn from_bits(bits: u64) -> Self {
+        if bits == 0 {
+            Self::Size4K
+        } else {
+            Self::Size2M
+        }
+    }
+
+    fn into_bits(self) -> u64 {
+        u64::from(self.encoding())
+    }
+}
+
+/// A Virtual Machine Privilege Level of an SNP guest; VMPL0 is the most privileged.
+///
+/// # Examples
+///
+/// ```
+/// use snp_host_model::rmp::model::Vmpl;
+///
+/// assert_eq!(Vmpl::try_from(3u8), Ok(Vmpl::Vmpl3));
+/// assert!(Vmpl::try_from(4u8).is_err());
+/// assert!(Vmpl::Vmpl0 < Vmpl::Vmpl1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Vmpl {
+    /// VMPL0, which holds every permission on the guest's pages.
+    Vmpl0,
+    /// VMPL1.
+    Vmpl1,
+    /// VMPL2.
+    Vmpl2,
+    /// VMPL3.
+    Vmpl3,
+}
+
+impl Vmpl {
+    /// Returns the VMPL number, 0 to 3.
+    pub const fn number(self) -> u8 {
+        match self {
+            Self::Vmpl0 => 0,
+            Self::Vmpl1 => 1,
+            Self::Vmpl2 => 2,
+            Self::Vmpl3 => 3,
+        }
+    }
+}
+
+impl TryFrom<u8> for Vmpl {
+    type Error = DecodeError;
+
+    fn try_from(value: u8) -> Result<Self, DecodeError> {
+        match value {
+            0 => Ok(Self::Vmpl0),
+            1 => Ok(Self::Vmpl1),
+            2 => Ok(Self::Vmpl2),
+            3 => Ok(Self::Vmpl3),
+            _ => Err(DecodeError::Vmpl),
+        }
+    }
+}
+
+/// The access rights one VMPL holds on a page (a VMPL permission mask).
+///
+/// # Examples
+///
+/// ```
+/// use snp_host_model::rmp::model::Perms;
+///
+/// let rw = Perms::READ.union(Perms::WRITE);
+/// assert!(Perms::ALL.contains(rw) && rw.contains(Perms::READ) && !rw.contains(Perms::ALL));
+/// assert_eq!(Perms::try_from(0x03u8), Ok(rw));
+/// assert!(Perms::try_from(0x20u8).is_err()); // bits 7:5 are reserved
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Perms(u8);
+
+impl Perms {
+    /// No access.
+    pub const NONE: Self = Self(0);
+    /// Data reads.
+    pub const READ: Self = Self(1 << 0);
+    /// Data writes.
+    pub const WRITE: Self = Self(1 << 1);
+    /// Instruction fetches at CPL3.
+    pub const EXEC_USER: Self = Self(1 << 2);
+    /// Instruction fetches at CPL0 to CPL2.
+    pub const EXEC_SUPERVISOR: Self = Self(1 << 3);
+    /// Use as a supervisor shadow-stack page.
+    pub const SHADOW_STACK: Self = Self(1 << 4);
+    /// Every permission; what VMPL0 holds on an assigned page.
+    pub const ALL: Self = Self(0x1f);
+
+    /// Returns the mask as the hardware encodes it.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Returns whether every right in `other` is also in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Returns the rights in `self`, `other` or both.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+impl TryFrom<u8> for Perms {
+    type Error = DecodeError;
+
+    fn try_from(value: u8) -> Result<Self, DecodeError> {
+        if value & !Self::ALL.0 == 0 {
+            Ok(Self(value))
+        } else {
+            Err(DecodeError::Reserved)
+        }
+    }
+}
+
+impl Field for Perms {
+    const BITS: u32 = 8;
+
+    // The raw table may hold bits this model does not know; keep them so that they
+    // are written back unchanged.
+    fn from_bits(bits: u64) -> Self {
+        Self(u8::from_bits(bits))
+    }
+
+    fn into_bits(self) -> u64 {
+        u64::from(self.0)
+    }
+}
+
+bitfield! {
+    /// Low quadword of an in-table RMP entry (PPR family 19h layout).
+    pub struct EntryLo {
+        /// The page is assigned to a guest or to the firmware.
+        0:0 assigned, with_assigned: bool;
+        /// Page size; a 2M entry lives in the entry of its 2M-aligned 4K page.
+        1:1 page_size, with_page_size: PageSize;
+        /// Only the firmware may change the entry.
+        2:2 immutable, with_immutable: bool;
+        /// Firmware/CPU bookkeeping (count of 4K-assigned pages of the 2M region);
+        /// reserved to software, never written by this model.
+        11:3 subpage_count, with_subpage_count: u16;
+        /// Guest physical frame number the page is mapped at.
+        50:12 gpa_frame, with_gpa_frame: u64;
+        /// ASID of the owning guest; 0 for the hypervisor and the firmware.
+        60:51 asid, with_asid: u16;
+        /// The page is a VM save area.
+        61:61 vmsa, with_vmsa: bool;
+        /// The guest validated the page with PVALIDATE.
+        62:62 validated, with_validated: bool;
+        /// Firmware lock; reserved to software, never written by this model.
+        63:63 lock, with_lock: bool;
+    }
+}
+
+bitfield! {
+    /// High quadword of an in-table RMP entry: the VMPL permission masks.
+    ///
+    /// Bits 63:32 belong to the firmware (key selection, trusted I/O, migration) and
+    /// are preserved untouched.
+    pub struct EntryHi {
+        /// Rights of VMPL0.
+        7:0 vmpl0, with_vmpl0: Perms;
+        /// Rights of VMPL1.
+        15:8 vmpl1, with_vmpl1: Perms;
+        /// Rights of VMPL2.
+        23:16 vmpl2, with_vmpl2: Perms;
+        /// Rights of VMPL3.
+        31:24 vmpl3, with_vmpl3: Perms;
+    }
+}
+
+/// A raw 16-byte entry of the RMP table, exactly as it sits in memory.
+///
+/// Every bit pattern is representable, so reading a table never fails; bits the model
+/// does not interpret survive every `with_*` builder. [`Entry::to_record`] is the
+/// checked decoder.
+///
+/// # Examples
+///
+/// ```
+/// use snp_host_model::rmp::model::{Entry, PageSize};
+///
+/// let raw = 0x4000_0000_0000_0000 | (5 << 51) | (0x1234 << 12) | 0b011;
+/// let e = Entry::from_qwords(raw | (0x7 << 3), 0);
+/// assert!(e.assigned() && e.validated() && e.page_size() == PageSize::Size2M);
+/// assert_eq!((e.asid(), e.gpa()), (5, 0x123_4000));
+/// // A builder changes one field and keeps the firmware's bits 11:3.
+/// assert_eq!(e.with_validated(false).lo().raw(), raw & !(1 << 62) | (0x7 << 3));
+/// assert_eq!(Entry::from_bytes(&e.to_bytes()), e);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct Entry {
+    lo: EntryLo,
+    hi: EntryHi,
+}
+
+impl Entry {
+    /// Builds an entry from its two quadwords.
+    pub const fn from_qwords(lo: u64, hi: u64) -> Self {
+        Self {
+            lo: EntryLo::from_raw(lo),
+            hi: EntryHi::from_raw(hi),
+        }
+    }
+
+    /// Builds an entry from its 16 bytes (little-endian quadwords, low one first).
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        let (lo, hi) = split_qwords(bytes);
+        Self::from_qwords(lo, hi)
+    }
+
+    /// Returns the 16 bytes of the entry as they sit in the table.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        join_qwords(self.lo.raw(), self.hi.raw())
+    }
+
+    /// Returns the low quadword.
+    pub const fn lo(&self) -> EntryLo {
+        self.lo
+    }
+
+    /// Returns the high quadword.
+    pub const fn hi(&self) -> EntryHi {
+        self.hi
+    }
+
+    /// Returns whether all 128 bits are zero (the state of a never-touched page).
+    pub const fn is_zero(&self) -> bool {
+        self.lo.raw() == 0 && self.hi.raw() == 0
+    }
+
+    /// Returns whether the page is assigned.
+    pub fn assigned(&self) -> bool {
+        self.lo.assigned()
+    }
+
+    /// Returns the page size recorded in this entry.
+    pub fn page_size(&self) -> PageSize {
+        self.lo.page_size()
+    }
+
+    /// Returns whether the entry is immutable.
+    pub fn immutable(&self) -> bool {
+        self.lo.immutable()
+    }
+
+    /// Returns the guest physical address of the page.
+    pub fn gpa(&self) -> u64 {
+        self.lo.gpa_frame() << PAGE_SHIFT
+    }
+
+    /// Returns the owner's ASID.
+    pub fn asid(&self) -> u32 {
+        u32::from(self.lo.asid())
+    }
+
+    /// Returns whether the page is a VM save area.
+    pub fn vmsa(&self) -> bool {
+        self.lo.vmsa()
+    }
+
+    /// Returns whether the guest validated the page.
+    pub fn validated(&self) -> bool {
+        self.lo.validated()
+    }
+
+    /// Returns the rights of `vmpl` on the page.
+    pub fn perms(&self, vmpl: Vmpl) -> Perms {
+        match vmpl {
+            Vmpl::Vmpl0 => self.hi.vmpl0(),
+            Vmpl::Vmpl1 => self.hi.vmpl1(),
+            Vmpl::Vmpl2 => self.hi.vmpl2(),
+            Vmpl::Vmpl3 => self.hi.vmpl3(),
+        }
+    }
+
+    /// Returns a copy with the validated bit set to `validated`.
+    #[must_use]
+    pub fn with_validated(self, validated: bool) -> Self {
+        Self {
+            lo: self.lo.with_validated(validated),
+            ..self
+        }
+    }
+
+    /// Returns a copy with the VMSA bit set to `vmsa`.
+    #[must_use]
+    pub fn with_vmsa(self, vmsa: bool) -> Self {
+        Self {
+            lo: self.lo.with_vmsa(vmsa),
+            ..self
+        }
+    }
+
+    /// Returns a copy with the page size set to `size`.
+    #[must_use]
+    pub fn with_page_size(self, size: PageSize) -> Self {
+        Self {
+            lo: self.lo.with_page_size(size),
+            ..self
+        }
+    }
+
+    /// Returns a copy with the rights of `vmpl` set to `perms`.
+    #[must_use]
+    pub fn with_perms(self, vmpl: Vmpl, perms: Perms) -> Self {
+        let hi = match vmpl {
+            Vmpl::Vmpl0 => self.hi.with_vmpl0(perms),
+            Vmpl::Vmpl1 => self.hi.with_vmpl1(perms),
+            Vmpl::Vmpl2 => self.hi.with_vmpl2(perms),
+            Vmpl::Vmpl3 => self.hi.with_vmpl3(perms),
+        };
+        Self { hi, ..self }
+    }
+
+    /// Returns a copy with the guest physical address set to `gpa`.
+    ///
+    /// `gpa` must be 4K-aligned and below [`GPA_LIMIT`]; other bits are dropped.
+    #[must_use]
+    pub fn with_gpa(self, gpa: u64) -> Self {
+        Self {
+            lo: self.lo.with_gpa_frame(gpa >> PAGE_SHIFT),
+            ..self
+        }
+    }
+
+    /// Returns a copy describing a hypervisor-owned (shared) page: every architectural
+    /// field cleared, the bits the firmware keeps left as they are.
+    #[must_use]
+    pub fn cleared(self) -> Self {
+        let lo = EntryLo::default()
+            .with_subpage_count(self.lo.subpage_count())
+            .with_lock(self.lo.lock());
+        let hi = self
+            .hi
+            .with_vmpl0(Perms::NONE)
+            .with_vmpl1(Perms::NONE)
+            .with_vmpl2(Perms::NONE)
+            .with_vmpl3(Perms::NONE);
+        Self { lo, hi }
+    }
+
+    /// Returns a copy describing a page newly assigned by RMPUPDATE: owner, address,
+    /// size and immutability as given, validated and VMSA clear, full rights for
+    /// VMPL0 and none for the other VMPLs.
+    #[must_use]
+    pub fn assigned_to(self, gpa: u64, size: PageSize, asid: u16, immutable: bool) -> Self {
+        let lo = self
+            .cleared()
+            .lo
+            .with_assigned(true)
+            .with_page_size(size)
+            .with_immutable(immutable)
+            .with_gpa_frame(gpa >> PAGE_SHIFT)
+            .with_asid(asid);
+        Self {
+            lo,
+            hi: self.cleared().hi.with_vmpl0(Perms::ALL),
+        }
+    }
+
+    /// Returns a copy carrying the architectural fields of `other` (ownership, address,
+    /// size, flags, rights) and this entry's firmware-owned bits.
+    #[must_use]
+    pub fn with_attributes_of(self, other: Entry) -> Self {
+        let lo = other
+            .lo
+            .with_subpage_count(self.lo.subpage_count())
+            .with_lock(self.lo.lock());
+        let hi = self
+            .hi
+            .with_vmpl0(other.hi.vmpl0())
+            .with_vmpl1(other.hi.vmpl1())
+            .with_vmpl2(other.hi.vmpl2())
+            .with_vmpl3(other.hi.vmpl3());
+        Self { lo, hi }
+    }
+
+    /// Decodes the entry into the architectural RMPREAD format, as Linux's fallback for
+    /// processors without RMPREAD does.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Inconsistent`] for an unassigned page that is marked validated or
+    /// as a VMSA, a state neither the CPU nor the firmware produce.
+    pub fn to_record(&self) -> Result<Record, DecodeError> {
+        if !self.assigned() && (self.validated() || self.vmsa()) {
+            return Err(DecodeError::Inconsistent);
+        }
+        Ok(self.record())
+    }
+
+    /// Maps the entry onto the RMPREAD format without checking it.
+    pub(super) fn record(&self) -> Record {
+        let attrs = RecordAttrs::default()
+            .with_assigned(self.assigned())
+            .with_page_size(self.page_size())
+            .with_immutable(self.immutable())
+            .with_asid(self.asid());
+        Record {
+            gpa: self.gpa(),
+            attrs,
+        }
+    }
+}
+
+bitfield! {
+    /// Second quadword of an RMPREAD record.
+    pub struct RecordAttrs {
+        /// The page is assigned.
+        0:0 assigned, with_assigned: bool;
+        /// Reserved, must be zero.
+        7:1 reserved1, with_reserved1: u8;
+        /// Page size of the entry that governs the page.
+        8:8 page_size, with_page_size: PageSize;
+        /// For a 2M-aligned page described at 4K: some 4K page of its 2M region is
+        /// assigned (the APM's "2MB region status").
+        9:9 region_4k, with_region_4k: bool;
+        /// Reserved, must be zero.
+        15:10 reserved2, with_reserved2: u8;
+        /// The entry is immutable.
+        16:16 immutable, with_immutable: bool;
+        /// Reserved, must be zero.
+        31:17 reserved3, with_reserved3: u16;
+        /// ASID of the owner.
+        63:32 asid, with_asid: u32;
+    }
+}
+
+/// The architectural 16-byte record RMPREAD returns (Linux's `struct rmpentry`).
+///
+/// Only valid records exist: [`Record::from_bytes`] checks reserved bits and alignment.
+///
+/// # Examples
+///
+/// ```
+/// use snp_host_model::rmp::model::{DecodeError, PageSize, Record};
+///
+/// let mut bytes = [0u8; 16];
+/// bytes[..8].copy_from_slice(&0x20_0000u64.to_le_bytes());
+/// bytes[8] = 1; // assigned
+/// bytes[9] = 1; // 2M
+/// bytes[12..].copy_from_slice(&7u32.to_le_bytes());
+/// let r = Record::from_bytes(&bytes)?;
+/// assert!(r.assigned() && r.page_size() == PageSize::Size2M && !r.immutable());
+/// assert_eq!((r.gpa(), r.asid()), (0x20_0000, 7));
+/// assert_eq!(r.to_bytes(), bytes);
+///
+/// bytes[8] = 3; // a reserved bit
+/// assert_eq!(Record::from_bytes(&bytes), Err(DecodeError::Reserved));
+/// # Ok::<(), DecodeError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct Record {
+    gpa: u64,
+    attrs: RecordAttrs,
+}
+
+impl Record {
+    /// Decodes the 16 bytes RMPREAD wrote.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Reserved`] if a reserved bit is set, [`DecodeError::Unaligned`] if
+    /// the GPA is not 4K-aligned.
+    pub fn from_bytes(bytes: &[u8; 16]) -> Result<Self, DecodeError> {
+        let (gpa, attrs) = split_qwords(bytes);
+        let attrs = RecordAttrs::from_raw(attrs);
+        if attrs.reserved1() != 0 || attrs.reserved2() != 0 || attrs.reserved3() != 0 {
+            return Err(DecodeError::Reserved);
+        }
+        if gpa & !(u64::MAX << PAGE_SHIFT) != 0 {
+            return Err(DecodeError::Unaligned);
+        }
+        Ok(Self { gpa, attrs })
+    }
+
+    /// Returns the 16 bytes of the record.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        join_qwords(self.gpa, self.attrs.raw())
+    }
+
+    /// Returns the guest physical address of the page.
+    pub fn gpa(&self) -> u64 {
+        self.gpa
+    }
+
+    /// Returns whether the page is assigned.
+    pub fn assigned(&self) -> bool {
+        self.attrs.assigned()
+    }
+
+    /// Returns the page size of the entry that governs the page.
+    pub fn page_size(&self) -> PageSize {
+        self.attrs.page_size()
+    }
+
+    /// Returns whether the page's entry is immutable.
+    pub fn immutable(&self) -> bool {
+        self.attrs.immutable()
+    }
+
+    /// Returns the owner's ASID.
+    pub fn asid(&self) -> u32 {
+        self.attrs.asid()
+    }
+
+    /// Returns the 2M region status: set for a 2M-aligned page described at 4K when
+    /// some 4K page of its 2M region is assigned.
+    pub fn region_4k(&self) -> bool {
+        self.attrs.region_4k()
+    }
+
+    /// Returns a copy with the 2M region status set to `region_4k`.
+    #[must_use]
+    pub(super) fn with_region_4k(self, region_4k: bool) -> Self {
+        Self {
+            attrs: self.attrs.with_region_4k(region_4k),
+            ..self
+        }
+    }
+}
+
+bitfield! {
+    /// Second quadword of an RMPUPDATE new-state record.
+    pub struct StateAttrs {
+        /// 1 to assign the page, 0 to make it hypervisor-owned.
+        7:0 assigned, with_assigned: u8;
+        /// Page size encoding.
+        15:8 page_size, with_page_size: u8;
+        /// 1 to make the entry immutable.
+        23:16 immutable, with_immutable: u8;
+        /// Reserved, must be zero.
+        31:24 reserved, with_reserved: u8;
+        /// ASID of the new owner.
+        63:32 asid, with_asid: u32;
+    }
+}
+
+/// The 16-byte record RMPUPDATE reads through RCX (Linux's `struct rmp_state`).
+///
+/// It holds whatever the caller put in it, like the hardware's operand; the
+/// instruction, and [`State::decode`], decide whether it is valid. The layout is
+/// `#[repr(C)]`, so a pointer to a `State` is the RMPUPDATE operand.
+///
+/// # Examples
+///
+/// ```
+/// use snp_host_model::rmp::model::{DecodeError, PageSize, State, Target};
+///
+/// let s = State::private(0x40_0000, PageSize::Size2M, 3, false);
+/// assert_eq!(
+///     s.decode(),
+///     Ok(Target::Private { gpa: 0x40_0000, size: PageSize::Size2M, asid: 3, immutable: false })
+/// );
+/// assert_eq!(State::from_bytes(&s.to_bytes()), s);
+/// // ASID 0 is the hypervisor's: it cannot own a page.
+/// assert_eq!(State::private(0, PageSize::Size4K, 0, false).decode(), Err(DecodeError::Range));
+/// assert_eq!(State::shared(PageSize::Size4K).decode(), Ok(Target::Shared { size: PageSize::Size4K }));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct State {
+    gpa: u64,
+    attrs: StateAttrs,
+}
+
+/// A decoded, valid RMPUPDATE request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Make the page (4K) or the 2M region (2M) hypervisor-owned.
+    Shared {
+        /// Page size of the update.
+        size: PageSize,
+    },
+    /// Assign the page to a guest.
+    Private {
+        /// Guest physical address, aligned to `size`.
+        gpa: u64,
+        /// Page size of the update.
+        size: PageSize,
+        /// Owner, 1 to [`MAX_ASID`].
+        asid: u16,
+        /// Whether only the firmware may change the entry afterwards.
+        immutable: bool,
+    },
+}
+
+impl Target {
+    /// Returns the page size of the update.
+    pub fn size(&self) -> PageSize {
+        match *self {
+            Self::Shared { size } | Self::Private { size, .. } => size,
+        }
+    }
+}
+
+impl State {
+    /// Builds the request that assigns a page, as Linux's `rmp_make_private()` does.
+    pub fn private(gpa: u64, size: PageSize, asid: u32, immutable: bool) -> Self {
+        Self {
+            gpa,
+            attrs: StateAttrs::default()
+                .with_assigned(1)
+                .with_page_size(size.encoding())
+                .with_immutable(u8::from(immutable))
+                .with_asid(asid),
+        }
+    }
+
+    /// Builds the request that makes a page hypervisor-owned (`rmp_make_shared()`).
+    pub fn shared(size: PageSize) -> Self {
+        Self {
+            gpa: 0,
+            attrs: StateAttrs::default().with_page_size(size.encoding()),
+        }
+    }
+
+    /// Wraps 16 raw bytes (little-endian quadwords), valid or not.
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        let (gpa, attrs) = split_qwords(bytes);
+        Self {
+            gpa,
+            attrs: StateAttrs::from_raw(attrs),
+        }
+    }
+
+    /// Returns the 16 bytes of the record.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        join_qwords(self.gpa, self.attrs.raw())
+    }
+
+    /// Checks the request the way RMPUPDATE does before it touches the table.
+    ///
+    /// A shared request ignores the GPA (Linux leaves it zero); the model rejects an ASID
+    /// or the immutable bit on it, since only the firmware makes hypervisor pages
+    /// immutable.
+    ///
+    /// # Errors
+    ///
+    /// The [`DecodeError`] naming the first invalid field; RMPUPDATE reports every one of
+    /// them as `FAIL_INPUT`.
+    pub fn decode(&self) -> Result<Target, DecodeError> {
+        let a = self.attrs;
+        if a.reserved() != 0 {
+            return Err(DecodeError::Reserved);
+        }
+        let size = PageSize::try_from(a.page_size())?;
+        let assigned = flag(a.assigned())?;
+        let immutable = flag(a.immutable())?;
+        if !assigned {
+            return if a.asid() != 0 || immutable {
+                Err(DecodeError::Inconsistent)
+            } else {
+                Ok(Target::Shared { size })
+            };
+        }
+        let asid = u16::try_from(a.asid()).map_err(|_| DecodeError::Range)?;
+        if asid == 0 || u32::from(asid) > MAX_ASID || self.gpa >= GPA_LIMIT {
+            return Err(DecodeError::Range);
+        }
+        if self.gpa & (size.bytes() - 1) != 0 {
+            return Err(DecodeError::Unaligned);
+        }
+        Ok(Target::Private {
+            gpa: self.gpa,
+            size,
+            asid,
+            immutable,
+        })
+    }
+}
+
+/// Decodes a byte that holds a flag.
+fn flag(byte: u8) -> Result<bool, DecodeError> {
+    match byte {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::Flag),
+    }
+}
+
+/// Splits 16 bytes into two little-endian quadwords, low one first.
+fn split_qwords(bytes: &[u8; 16]) -> (u64, u64) {
+    let [l0, l1, l2, l3, l4, l5, l6, l7, h0, h1, h2, h3, h4, h5, h6, h7] = *bytes;
+    (
+        u64::from_le_bytes([l0, l1, l2, l3, l4, l5, l6, l7]),
+        u64::from_le_bytes([h0, h1, h2, h3, h4, h5, h6, h7]),
+    )
+}
+
+/// Joins two quadwords into 16 little-endian bytes, low one first.
+fn join_qwords(lo: u64, hi: u64) -> [u8; 16] {
+    let [l0, l1, l2, l3, l4, l5, l6, l7] = lo.to_le_bytes();
+    let [h0, h1, h2, h3, h4, h5, h6, h7] = hi.to_le_bytes();
+    [
+        l0, l1, l2, l3, l4, l5, l6, l7, h0, h1, h2, h3, h4, h5, h6, h7,
+    ]
+}
