@@ -20,10 +20,12 @@ KDIR := $(shell bash $(top)/scripts/kernel.sh dir)
 OWN_KERNEL := 1
 endif
 
-MODULE := $(top)/snp_host/snp_host.ko
+# Module objects go to build/module (MO=), keeping the source tree clean,
+# which kbuild requires for the separate clippy build below.
+MODULE := $(BUILD)/module/snp_host/snp_host.ko
 SELFTESTS := $(top)/tools/testing/selftests/snp_host
 
-.PHONY: all modules deps kernel selftests run check host-check module-lint \
+.PHONY: all modules deps kernel selftests run check host-check module-lint rustfmtcheck \
 	vm-check vm-shell clean purge-cache help
 
 all: modules
@@ -47,13 +49,14 @@ ifdef OWN_KERNEL
 endif
 
 modules: kernel
-	+$(KMAKE) -C $(KDIR) M=$(top) modules
+	mkdir -p $(BUILD)/module
+	+$(KMAKE) -C $(KDIR) M=$(top) MO=$(BUILD)/module modules
 
 selftests: kernel
 	+$(MAKE) -C $(SELFTESTS) KSFT_DIR=$(KDIR)/tools/testing/selftests OUTPUT=$(BUILD)/selftests
 
 run: modules selftests
-	@bash scripts/vm.sh run
+	@MODULE=$(MODULE) bash scripts/vm.sh run
 
 check: host-check module-lint vm-check
 
@@ -68,16 +71,20 @@ module-lint: kernel
 	rm -rf $(BUILD)/clippy
 	mkdir -p $(BUILD)/clippy
 	+$(KMAKE) -C $(KDIR) M=$(top) MO=$(BUILD)/clippy CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
-	bash scripts/rustfmt-check.sh
+	$(MAKE) rustfmtcheck
+
+# The kernel's own rustfmtcheck only walks the kernel tree (M= has no such
+# target), so check the module's sources with the same rustfmt and config.
+rustfmtcheck: kernel
+	KDIR=$(KDIR) bash scripts/rustfmt-check.sh
 
 vm-check: modules selftests
-	@bash scripts/vm.sh check
+	@MODULE=$(MODULE) bash scripts/vm.sh check
 
 vm-shell: modules selftests
-	@bash scripts/vm.sh shell
+	@MODULE=$(MODULE) bash scripts/vm.sh shell
 
 clean:
-	-$(KMAKE) -C $(KDIR) M=$(top) clean 2>/dev/null
 	-$(MAKE) -C $(SELFTESTS) OUTPUT=$(BUILD)/selftests clean
 	rm -rf $(BUILD) target
 

@@ -3,8 +3,10 @@
 //! RMP page faults: THP split and retry, SIGBUS, reports of kernel faults.
 
 // Shared with the host crate, see `rmp/mod.rs`.
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub, dead_code, unused_imports)]
 pub(crate) mod model;
+
+use kernel::prelude::*;
 
 #[kunit_tests(snp_host_model)]
 mod tests {

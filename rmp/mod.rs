@@ -5,6 +5,6 @@
 // The model is also a host crate with a public API (doctests, fuzzing, host
 // tests) and the module uses a part of it that grows from issue to issue, so
 // whether these lints fire changes with every user: `allow`, not `expect`.
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub, dead_code, unused_imports)]
 pub(crate) mod model;
 pub(crate) mod platform;

@@ -3,7 +3,7 @@
 //! Discovery of SEV-SNP on this host and the choice of RMP backend.
 
 use crate::kernel_ext::{coco, cpu};
-use core::fmt;
+use kernel::prelude::*;
 
 /// Declares the CPUID 0x8000001f EAX feature bits once, with their bit numbers.
 macro_rules! mem_encrypt_bits {
@@ -47,12 +47,13 @@ pub(crate) enum BackendKind {
     Emulated,
 }
 
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl BackendKind {
+    /// Returns the name of the backend as the `backend=` parameter spells it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
             BackendKind::Hardware => "hardware",
             BackendKind::Emulated => "emulated",
-        })
+        }
     }
 }
 
@@ -65,6 +66,10 @@ pub(crate) struct Platform {
     pub(crate) has_leaf: bool,
     /// Whether the host kernel enabled SNP (`CC_ATTR_HOST_SEV_SNP`).
     pub(crate) host_snp: bool,
+    /// Number of encrypted guests the CPU can run at once (CPUID 0x8000001f ECX).
+    pub(crate) guests: u32,
+    /// First ASID of plain SEV guests (EDX): SEV-ES and SNP guests use 1 .. this - 1.
+    pub(crate) min_sev_asid: u32,
 }
 
 impl Platform {
@@ -75,6 +80,8 @@ impl Platform {
             features: MemEncryptFeatures(leaf.map_or(0, |l| l.eax)),
             has_leaf: leaf.is_some(),
             host_snp: coco::host_sev_snp(),
+            guests: leaf.map_or(0, |l| l.ecx),
+            min_sev_asid: leaf.map_or(0, |l| l.edx),
         }
     }
 
@@ -91,6 +98,22 @@ impl Platform {
         }
     }
 
+    /// Logs what the CPU offers for SNP, for an operator reading the kernel log.
+    pub(crate) fn log_features(&self) {
+        if !self.has_leaf {
+            return;
+        }
+        let f = self.features;
+        pr_info!(
+            "CPU: SEV-SNP {}, RMPREAD {}, segmented RMP {}, {} encrypted guests, SNP ASIDs 1..{}\n",
+            yes_no(f.snp()),
+            yes_no(f.rmpread()),
+            yes_no(f.segmented_rmp()),
+            self.guests,
+            self.min_sev_asid.saturating_sub(1)
+        );
+    }
+
     /// Explains, in words, why [`Platform::backend`] chose what it chose.
     pub(crate) fn reason(&self) -> &'static str {
         match (self.has_leaf, self.features.snp(), self.host_snp) {
@@ -99,6 +122,14 @@ impl Platform {
             (true, true, false) => "the CPU supports SEV-SNP but the host kernel did not enable it",
             (true, true, true) => "the host kernel runs with SEV-SNP enabled",
         }
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
     }
 }
 
@@ -116,7 +147,8 @@ mod tests {
     #[test]
     fn backend_is_hardware_exactly_when_snp_is_on() {
         let p = Platform::detect();
-        assert_eq!(p.backend() == BackendKind::Hardware, p.host_snp);
+        let hardware = p.backend() == BackendKind::Hardware;
+        assert_eq!(hardware, p.host_snp);
     }
 
     #[test]

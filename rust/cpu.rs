@@ -9,13 +9,11 @@ const EXTENDED_MAX: u32 = 0x8000_0000;
 /// AMD's encrypted-memory capabilities leaf.
 const MEM_ENCRYPT: u32 = 0x8000_001f;
 
-/// Registers of one CPUID leaf.
+/// Registers of one CPUID leaf (EBX is not needed by anyone yet).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Leaf {
     /// EAX.
     pub(crate) eax: u32,
-    /// EBX.
-    pub(crate) ebx: u32,
     /// ECX.
     pub(crate) ecx: u32,
     /// EDX.
@@ -34,7 +32,6 @@ pub(crate) fn extended(leaf: u32) -> Option<Leaf> {
     let r = __cpuid(leaf);
     Some(Leaf {
         eax: r.eax,
-        ebx: r.ebx,
         ecx: r.ecx,
         edx: r.edx,
     })

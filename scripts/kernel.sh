@@ -96,6 +96,24 @@ fetch_source() {
 	echo "$tarball"
 }
 
+# Drop what an earlier key left behind: unfinished builds, and all but the
+# newest finished one of this variant (a kernel tree is a few GiB).
+prune() {
+	local keep=$1 d finished=()
+	for d in "${keep%-*}"-*; do
+		# linux-7.3-<key> must not match linux-7.3-debug-<key>.
+		[[ ${d#"${keep%-*}"-} =~ ^[0-9a-f]{16}$ ]] && [ -d "$d" ] && [ "$d" != "$keep" ] || continue
+		if [ -f "$d/.snp-host-built" ]; then
+			finished+=("$d")
+		else
+			rm -rf "$d"
+		fi
+	done
+	if [ ${#finished[@]} -gt 1 ]; then
+		ls -dt "${finished[@]}" | tail -n +2 | xargs rm -rf
+	fi
+}
+
 build() {
 	local dir tarball
 	dir=$(kdir)
@@ -104,6 +122,7 @@ build() {
 		return
 	fi
 	[ -f "$SNP_HOST_CACHE/tools/.deps-ok" ] || bash "$top/scripts/deps.sh"
+	prune "$dir"
 	# An interrupted build resumes in place: same key, same inputs, make is incremental.
 	if [ ! -f "$dir/Makefile" ]; then
 		tarball=$(fetch_source)

@@ -20,7 +20,7 @@ VM_TIMEOUT=${VM_TIMEOUT:-300}
 VM_MEM=${VM_MEM:-3G}
 
 kernel=$kdir/arch/x86/boot/bzImage
-module=$top/snp_host/snp_host.ko
+module=${MODULE:-$top/build/module/snp_host/snp_host.ko}
 [ -f "$kernel" ] || die "no kernel at $kernel (run: make kernel)"
 [ -f "$module" ] || die "no module at $module (run: make)"
 busybox=$(command -v busybox) || die "busybox-static is not installed (run: make deps)"
@@ -51,11 +51,15 @@ fi
 : >"$out/console.log"
 : >"$out/results.log"
 rc=0
+# QEMU's stderr (TCG's notes on CPU features it does not emulate) is kept in qemu.log.
 timeout -k 5 "$VM_TIMEOUT" "${qemu[@]}" -display none -monitor none \
 	-serial "file:$out/console.log" -serial "file:$out/results.log" \
-	-append "$append" </dev/null || rc=$?
+	-append "$append" </dev/null 2>"$out/qemu.log" || rc=$?
+# The guest's ttys end lines with CR LF.
+sed -i 's/\r$//' "$out/console.log" "$out/results.log"
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	echo "error: the VM did not power off within ${VM_TIMEOUT}s; last console lines:" >&2
+	sed -i 's/\r$//' "$out/console.log"
 	tail -n 30 "$out/console.log" >&2
 	exit 1
 fi
@@ -64,6 +68,7 @@ case "$mode" in
 run)
 	if ! grep -q '^=== end$' "$out/results.log"; then
 		echo "error: the VM stopped before it finished (qemu exit $rc); console:" >&2
+		cat "$out/qemu.log" >&2
 		tail -n 40 "$out/console.log" >&2
 		exit 1
 	fi

@@ -38,15 +38,16 @@ impl kernel::Module for SnpHost {
         let platform = Platform::detect();
         pr_info!(
             "using the {} RMP backend: {}\n",
-            platform.backend(),
+            platform.backend().name(),
             platform.reason()
         );
+        platform.log_features();
         Ok(SnpHost { platform })
     }
 }
 
 impl Drop for SnpHost {
     fn drop(&mut self) {
-        pr_info!("unloaded ({} backend)\n", self.platform.backend());
+        pr_info!("unloaded ({} backend)\n", self.platform.backend().name());
     }
 }

@@ -104,13 +104,14 @@ TEST(backend_matches_cpu)
 			kvm_snp[0] = '\0';
 		fclose(f);
 	}
-	if (!snp)
+	if (!snp) {
 		EXPECT_NE(NULL, strstr(msg, "using the emulated RMP backend")) TH_LOG("%s", msg);
-	else if (kvm_snp[0] == 'Y')
+	} else if (kvm_snp[0] == 'Y') {
 		EXPECT_NE(NULL, strstr(msg, "using the hardware RMP backend")) TH_LOG("%s", msg);
-	else
+	} else {
 		EXPECT_TRUE(strstr(msg, "using the hardware RMP backend") ||
 			    strstr(msg, "using the emulated RMP backend")) TH_LOG("%s", msg);
+	}
 }
 
 TEST_HARNESS_MAIN

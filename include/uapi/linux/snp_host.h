@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * User-space interface of snp_host.ko, the SEV-SNP host memory manager.
+ *
+ * /dev/snp_host (root only, CAP_SYS_ADMIN to open) converts the caller's own
+ * anonymous private pages between hypervisor-owned (shared) and guest-owned
+ * (private) in the RMP.  Every struct is naturally aligned and its size is
+ * part of the ABI; reserved fields must be zero on input, else EINVAL.
+ */
+#ifndef _UAPI_LINUX_SNP_HOST_H
+#define _UAPI_LINUX_SNP_HOST_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define SNP_HOST_IOCTL_TYPE		0xB9
+
+/* snp_host_status.backend */
+#define SNP_HOST_BACKEND_HARDWARE	1
+#define SNP_HOST_BACKEND_EMULATED	2
+
+/* snp_host_status.flags */
+#define SNP_HOST_FLAG_RMPREAD		(1U << 0)	/* the CPU has RMPREAD */
+#define SNP_HOST_FLAG_SEGMENTED_RMP	(1U << 1)	/* the RMP is segmented */
+#define SNP_HOST_FLAG_KERNEL_HOOKS	(1U << 2)	/* the kernel's hook points are present */
+
+/* snp_host_page.level */
+#define SNP_HOST_LEVEL_4K		0
+#define SNP_HOST_LEVEL_2M		1
+
+struct snp_host_status {
+	__u32 backend;		/* SNP_HOST_BACKEND_* */
+	__u32 flags;		/* SNP_HOST_FLAG_* */
+	__u64 rmp_base;		/* 0 for the emulated backend */
+	__u64 rmp_end;		/* 0 for the emulated backend */
+	__u64 max_pfn;		/* highest PFN the RMP covers */
+	__u32 directmap_policy;	/* 0 until the direct-map policy exists */
+	__u32 reserved;
+};
+
+/* One page, addressed by a virtual address in the caller's own memory. */
+struct snp_host_page {
+	__u64 hva;		/* in */
+	__u64 gpa;		/* in for MAKE_PRIVATE, out for LOOKUP */
+	__u32 asid;		/* in for MAKE_PRIVATE, out for LOOKUP */
+	__u8 level;		/* SNP_HOST_LEVEL_*: in; out for LOOKUP */
+	__u8 immutable;		/* in for MAKE_PRIVATE, out for LOOKUP */
+	__u8 assigned;		/* out */
+	__u8 validated;		/* out */
+	__u64 pfn;		/* out: the system PFN behind hva */
+	__u64 reserved[2];
+};
+
+struct snp_host_stats {
+	__u64 private_4k;	/* pages currently assigned at 4K */
+	__u64 private_2m;	/* pages currently assigned at 2M */
+	__u64 make_private;	/* successful operations ... */
+	__u64 make_shared;
+	__u64 psmash;
+	__u64 transient_retries;	/* RMP busy (OVERLAP/INUSE), retried */
+	__u64 failures;
+	__u64 leaked_pages;	/* pages kept off the allocator: RMP state unknown */
+	__u64 reserved[8];
+};
+
+#define SNP_HOST_GET_STATUS	_IOR(SNP_HOST_IOCTL_TYPE, 0x00, struct snp_host_status)
+#define SNP_HOST_LOOKUP		_IOWR(SNP_HOST_IOCTL_TYPE, 0x01, struct snp_host_page)
+#define SNP_HOST_MAKE_PRIVATE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x02, struct snp_host_page)
+#define SNP_HOST_MAKE_SHARED	_IOWR(SNP_HOST_IOCTL_TYPE, 0x03, struct snp_host_page)
+#define SNP_HOST_PSMASH		_IOWR(SNP_HOST_IOCTL_TYPE, 0x04, struct snp_host_page)	/* hva 2M-aligned */
+#define SNP_HOST_GET_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x07, struct snp_host_stats)
+
+#endif /* _UAPI_LINUX_SNP_HOST_H */
