@@ -96,6 +96,27 @@ fetch_source() {
 	echo "$tarball"
 }
 
+# One line per patch in series order: name and content hash.
+series_state() {
+	series_files | tail -n +2 | while read -r f; do
+		echo "$(basename "$f") $(sha256sum <"$f" | cut -c1-16)"
+	done
+}
+
+# A finished tree of this variant whose applied patches are a prefix of ours, if any.
+reusable_tree() {
+	local want d have
+	want=$(series_state)
+	for d in $(ls -dt "${1%-*}"-* 2>/dev/null); do
+		[[ ${d#"${1%-*}"-} =~ ^[0-9a-f]{16}$ ]] && [ -f "$d/.snp-host-built" ] || continue
+		have=$(cat "$d/.snp-host-series" 2>/dev/null) || continue
+		if [ -z "$have" ] || [ "${want#"$have"}" != "$want" ]; then
+			echo "$d"
+			return
+		fi
+	done
+}
+
 # Drop what an earlier key left behind: unfinished builds, and all but the
 # newest finished one of this variant (a kernel tree is a few GiB).
 prune() {
@@ -125,13 +146,24 @@ build() {
 	prune "$dir"
 	# An interrupted build resumes in place: same key, same inputs, make is incremental.
 	if [ ! -f "$dir/Makefile" ]; then
-		tarball=$(fetch_source)
-		note "unpacking $(basename "$tarball")"
 		rm -rf "$dir"
-		mkdir -p "$dir"
-		tar -xf "$tarball" -C "$dir" --strip-components=1
+		local base
+		base=$(reusable_tree "$dir")
+		if [ -n "$base" ]; then
+			# Appending a patch or changing the config: start from a finished
+			# tree whose applied series is a prefix of ours; make rebuilds what changed.
+			note "starting from $(basename "$base") (its patches are a prefix of ours)"
+			cp -a "$base" "$dir"
+			rm -f "$dir/.snp-host-built"
+		else
+			tarball=$(fetch_source)
+			note "unpacking $(basename "$tarball")"
+			mkdir -p "$dir"
+			tar -xf "$tarball" -C "$dir" --strip-components=1
+		fi
 	fi
 	bash "$top/scripts/apply-patches.sh" "$dir"
+	series_state >"$dir/.snp-host-series"
 	local vars
 	mapfile -t vars < <(kmake_vars)
 	local km=(make -C "$dir" -s "${vars[@]}")
