@@ -7,4 +7,8 @@
 // whether these lints fire changes with every user: `allow`, not `expect`.
 #[allow(unreachable_pub, dead_code, unused_imports)]
 pub(crate) mod model;
+
+pub(crate) mod backend;
+pub(crate) mod emulated;
+pub(crate) mod hardware;
 pub(crate) mod platform;

@@ -8,3 +8,9 @@
 
 pub(crate) mod coco;
 pub(crate) mod cpu;
+pub(crate) mod cred;
+pub(crate) mod insn;
+pub(crate) mod memory;
+pub(crate) mod msr;
+pub(crate) mod param;
+pub(crate) mod user_pages;

@@ -5,10 +5,17 @@
 //! This is the crate root of `snp_host.ko` and holds its only `module!`. The
 //! rest of the crate lives in the top-level folders of the project:
 //! `rmp/` (the Reverse Map Table), `directmap/` (the kernel direct map),
-//! `fault/` (RMP page faults) and `rust/` (abstractions over C).
+//! `fault/` (RMP page faults) and `rust/` (abstractions over C); the user
+//! interface (`/dev/snp_host`, debugfs) lives next to this file.
 
-use kernel::prelude::*;
+use kernel::{
+    miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+    sync::Arc,
+};
 
+mod debugfs;
+mod dev;
 #[path = "../directmap/mod.rs"]
 mod directmap;
 #[path = "../fault/mod.rs"]
@@ -17,8 +24,13 @@ mod fault;
 mod kernel_ext;
 #[path = "../rmp/mod.rs"]
 mod rmp;
+mod uapi;
 
-use rmp::platform::Platform;
+use dev::{FileState, Shared};
+use rmp::{
+    backend::{Backend, Request},
+    platform::Platform,
+};
 
 module! {
     type: SnpHost,
@@ -28,26 +40,74 @@ module! {
     license: "GPL",
 }
 
+kernel_ext::param::choice_param!(
+    BACKEND: Request,
+    "backend",
+    "auto|hardware|emulated: the RMP to drive (auto: the hardware when the host runs SEV-SNP)"
+);
+
+/// What the module owns besides its device.
+struct State {
+    shared: Arc<Shared>,
+    _debugfs: debugfs::Debugfs,
+}
+
 /// The loaded module.
+#[pin_data(PinnedDrop)]
 struct SnpHost {
-    platform: Platform,
+    // Initialised before the device is registered: `open()` reaches it through
+    // `shared_of()` as soon as the device exists.
+    state: State,
+    #[pin]
+    misc: MiscDeviceRegistration<FileState>,
 }
 
-impl kernel::Module for SnpHost {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        let platform = Platform::detect();
-        pr_info!(
-            "using the {} RMP backend: {}\n",
-            platform.backend().name(),
-            platform.reason()
-        );
-        platform.log_features();
-        Ok(SnpHost { platform })
+fn setup() -> Result<State> {
+    let platform = Platform::detect();
+    let backend = Backend::new(BACKEND.get(), &platform)?;
+    let forced = if BACKEND.name() == "auto" {
+        ""
+    } else {
+        " (chosen by backend=)"
+    };
+    pr_info!(
+        "using the {} RMP backend: {}{}\n",
+        backend.kind().name(),
+        platform.reason(),
+        forced
+    );
+    platform.log_features();
+    let shared = Shared::new(platform, backend)?;
+    let debugfs = debugfs::Debugfs::new(&shared)?;
+    Ok(State {
+        shared,
+        _debugfs: debugfs,
+    })
+}
+
+impl kernel::InPlaceModule for SnpHost {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            state: setup()?,
+            misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"snp_host" }),
+        })
     }
 }
 
-impl Drop for SnpHost {
-    fn drop(&mut self) {
-        pr_info!("unloaded ({} backend)\n", self.platform.backend().name());
+#[pinned_drop]
+impl PinnedDrop for SnpHost {
+    fn drop(self: Pin<&mut Self>) {
+        pr_info!("unloaded ({} backend)\n", self.state.shared.backend.kind().name());
     }
+}
+
+/// Returns the shared state of the module that registered `misc`.
+fn shared_of(misc: &MiscDeviceRegistration<FileState>) -> Arc<Shared> {
+    // SAFETY: The only `MiscDeviceRegistration<FileState>` is the `misc` field of the
+    // module's `SnpHost`, so `container_of!` yields that `SnpHost`. Its `state` is
+    // initialised before the device is registered and dropped only after `open()` can
+    // no longer run (the module is going away, so the file operations' owner cannot be
+    // pinned any more), hence it is valid while `misc` is borrowed here.
+    let module = unsafe { &*kernel::container_of!(core::ptr::from_ref(misc), SnpHost, misc) };
+    module.state.shared.clone()
 }

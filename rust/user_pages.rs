@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Long-term pins of the calling process's own anonymous private pages.
+//!
+//! A page handed to a guest must not move, be swapped or be freed while the RMP
+//! says a guest owns it, so it is pinned with `FOLL_LONGTERM` for as long as it
+//! is assigned. Only anonymous private memory qualifies: a file or shared page
+//! can be reached, and written, through other mappings and the page cache, and
+//! a hugetlbfs page cannot be split when a 4K part of it changes owner.
+
+use core::ptr::NonNull;
+use kernel::{bindings, current, prelude::*};
+
+/// The size of a base page, as a shift.
+pub(crate) const PAGE_SHIFT: u32 = 12;
+/// The size of a base page in bytes.
+pub(crate) const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+
+/// A page of user memory pinned with `FOLL_PIN | FOLL_LONGTERM`.
+///
+/// # Invariants
+///
+/// `page` points to a `struct page` that holds one pin taken by
+/// `pin_user_pages()` on behalf of this object, released on drop.
+pub(crate) struct PinnedPage {
+    page: NonNull<bindings::page>,
+}
+
+// SAFETY: A pin is not tied to a thread; `unpin_user_page()` may run anywhere.
+unsafe impl Send for PinnedPage {}
+// SAFETY: All `&self` methods only read immutable properties of the page.
+unsafe impl Sync for PinnedPage {}
+
+impl PinnedPage {
+    /// Returns the page frame number of the page.
+    pub(crate) fn pfn(&self) -> u64 {
+        // SAFETY: By the type invariant the page is valid (pinned) for `self`'s lifetime.
+        let pfn = unsafe { bindings::page_to_pfn(self.page.as_ptr()) };
+        // CAST: a PFN fits in 64 bits on x86-64 (`c_ulong` is `usize` there).
+        pfn as u64
+    }
+
+    /// Returns the order of the folio the page belongs to (9 for a 2M THP).
+    pub(crate) fn folio_order(&self) -> u32 {
+        // SAFETY: The page is pinned, so its folio is stable and valid.
+        unsafe { bindings::folio_order(bindings::page_folio(self.page.as_ptr())) }
+    }
+
+    /// Returns whether the page is the first page of its folio.
+    pub(crate) fn is_folio_head(&self) -> bool {
+        // SAFETY: As in `folio_order`.
+        let folio = unsafe { bindings::page_folio(self.page.as_ptr()) };
+        // CAST: a folio starts with its first `struct page`.
+        folio.cast::<bindings::page>() == self.page.as_ptr()
+    }
+}
+
+impl Drop for PinnedPage {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant this object owns one pin of `page`.
+        unsafe { bindings::unpin_user_page(self.page.as_ptr()) };
+    }
+}
+
+/// Checks that `[hva, hva + len)` lies in one anonymous private VMA of the current
+/// process and pins its pages for writing, long-term.
+///
+/// # Errors
+///
+/// `EFAULT` when the range is not mapped (or the caller has no address space),
+/// `EINVAL` when it crosses a VMA boundary or is file-backed, shared, hugetlbfs or
+/// a special mapping, and what `pin_user_pages()` returns (`ENOMEM`, ...).
+pub(crate) fn pin_anon(hva: usize, count: usize) -> Result<KVec<PinnedPage>> {
+    let len = count.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+    let end = hva.checked_add(len).ok_or(EINVAL)?;
+    let task = current!();
+    let mm = task.mm().ok_or(EFAULT)?;
+
+    let mut raw: KVec<*mut bindings::page> = KVec::with_capacity(count, GFP_KERNEL)?;
+    raw.resize(count, core::ptr::null_mut(), GFP_KERNEL)?;
+    // Reserved before pinning, so that wrapping the pins below cannot fail and leak one.
+    let mut out: KVec<PinnedPage> = KVec::with_capacity(count, GFP_KERNEL)?;
+
+    let pinned = {
+        let guard = mm.mmap_read_lock();
+        let vma = guard.vma_lookup(hva).ok_or(EFAULT)?;
+        if end > vma.end() {
+            return Err(EINVAL);
+        }
+        let refused = bindings::VM_SHARED
+            | bindings::VM_HUGETLB
+            | bindings::VM_IO
+            | bindings::VM_PFNMAP
+            | bindings::VM_MIXEDMAP;
+        // SAFETY: `vma` is valid while the mmap read lock is held.
+        let anonymous = unsafe { bindings::vma_is_anonymous(vma.as_ptr()) };
+        if !anonymous || vma.flags() & refused != 0 {
+            return Err(EINVAL);
+        }
+        // CAST: the flags are small constants.
+        let flags = (bindings::FOLL_WRITE | bindings::FOLL_LONGTERM) as u32;
+        // SAFETY: The mmap read lock is held, as `pin_user_pages()` requires, and `raw`
+        // has room for `count` pointers.
+        unsafe { bindings::pin_user_pages(hva, count, flags, raw.as_mut_ptr()) }
+    };
+    if pinned < 0 {
+        // CAST: a negative errno fits in `i32`.
+        return Err(Error::from_errno(pinned as i32));
+    }
+    let pinned = usize::try_from(pinned).unwrap_or(0).min(count);
+    for &p in raw.iter().take(pinned) {
+        if let Some(page) = NonNull::new(p) {
+            // INVARIANT: `pin_user_pages()` took one pin of `page` for us.
+            // `out` has room for `count` pages, so this cannot fail; if it did, the
+            // page would come back in the error and be unpinned when dropped.
+            let _ = out.push_within_capacity(PinnedPage { page });
+        }
+    }
+    if out.len() != count {
+        return Err(EFAULT);
+    }
+    Ok(out)
+}
+
+/// Returns the PFN currently behind `hva` in the current process, faulting it in
+/// for reading like any access would (an untouched anonymous page reads as the zero page).
+///
+/// # Errors
+///
+/// `EFAULT` when `hva` is not mapped readable.
+pub(crate) fn current_pfn(hva: usize) -> Result<u64> {
+    let mut page: *mut bindings::page = core::ptr::null_mut();
+    // SAFETY: `page` has room for one pointer; no lock is needed for the fast variant.
+    let n = unsafe { bindings::pin_user_pages_fast(hva, 1, 0, &mut page) };
+    if n != 1 {
+        return Err(if n < 0 { Error::from_errno(n as i32) } else { EFAULT });
+    }
+    let page = NonNull::new(page).ok_or(EFAULT)?;
+    // INVARIANT: `pin_user_pages_fast()` took one pin of `page`; dropping releases it.
+    let pinned = PinnedPage { page };
+    Ok(pinned.pfn())
+}

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/sys/kernel/debug/snp_host/`: the module's view, for people and tests.
+//!
+//! - `status`: backend, RMP geometry and counters, human readable.
+//! - `rmp`: one line per RMP entry the module knows of (every page it assigned
+//!   or leaked): `0x<pfn> <4K|2M> assigned=.. asid=.. gpa=0x.. immutable=.. validated=..`.
+//! - `lookup`: write a PFN (decimal or `0x` hex), read its entry in the same format.
+
+use crate::dev::Shared;
+use crate::rmp::model::PageSize;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kernel::{
+    debugfs::{Dir, File},
+    fmt,
+    prelude::*,
+    sync::Arc,
+    uaccess::UserSliceReader,
+};
+
+/// Writes one entry line for `pfn`.
+fn entry_line(shared: &Shared, pfn: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let backend = &shared.backend;
+    match backend.rmpread(pfn) {
+        Ok(r) => writeln!(
+            f,
+            "{:#x} {} assigned={} asid={} gpa={:#x} immutable={} validated={}",
+            pfn,
+            if r.page_size() == PageSize::Size2M { "2M" } else { "4K" },
+            u8::from(r.assigned()),
+            r.asid(),
+            r.gpa(),
+            u8::from(r.immutable()),
+            u8::from(backend.validated(pfn)),
+        ),
+        Err(e) => writeln!(f, "{:#x} unreadable: {}", pfn, e),
+    }
+}
+
+fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let st = s.status();
+    let stats = s.stats();
+    writeln!(f, "backend: {}", s.backend.kind().name())?;
+    writeln!(f, "reason: {}", s.platform.reason())?;
+    writeln!(f, "rmp_base: {:#x}", st.rmp_base)?;
+    writeln!(f, "rmp_end: {:#x}", st.rmp_end)?;
+    writeln!(f, "max_pfn: {:#x}", st.max_pfn)?;
+    writeln!(f, "rmpread: {}", st.flags & crate::uapi::FLAG_RMPREAD != 0)?;
+    writeln!(f, "segmented: {}", st.flags & crate::uapi::FLAG_SEGMENTED_RMP != 0)?;
+    writeln!(f, "max_asid: {}", s.max_asid)?;
+    if let Some(hw) = s.backend.hardware() {
+        let how = if hw.uses_rmpread() { "RMPREAD" } else { "the mapped table" };
+        writeln!(f, "entries read with: {}", how)?;
+    }
+    writeln!(f, "private_4k: {}", stats.private_4k)?;
+    writeln!(f, "private_2m: {}", stats.private_2m)?;
+    writeln!(f, "make_private: {}", stats.make_private)?;
+    writeln!(f, "make_shared: {}", stats.make_shared)?;
+    writeln!(f, "psmash: {}", stats.psmash)?;
+    writeln!(f, "transient_retries: {}", stats.transient_retries)?;
+    writeln!(f, "failures: {}", stats.failures)?;
+    writeln!(f, "leaked_pages: {}", stats.leaked_pages)
+}
+
+fn write_rmp(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let registry = s.registry.lock();
+    for (&pfn, _) in registry.iter() {
+        entry_line(s, pfn, f)?;
+    }
+    Ok(())
+}
+
+/// The state behind the `lookup` file: the last PFN written to it.
+pub(crate) struct Lookup {
+    shared: Arc<Shared>,
+    pfn: AtomicU64,
+}
+
+fn write_lookup(l: &Lookup, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    entry_line(&l.shared, l.pfn.load(Relaxed), f)
+}
+
+fn read_lookup(l: &Lookup, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 32];
+    let n = reader.len();
+    let text = buf.get_mut(..n).ok_or(EINVAL)?;
+    reader.read_slice(text)?;
+    let text = core::str::from_utf8(text).map_err(|_| EINVAL)?.trim();
+    let pfn = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse::<u64>(),
+    }
+    .map_err(|_| EINVAL)?;
+    if pfn >= l.shared.backend.end_pfn() {
+        return Err(EINVAL);
+    }
+    l.pfn.store(pfn, Relaxed);
+    Ok(())
+}
+
+/// The debugfs directory and its files; dropping it removes them.
+pub(crate) struct Debugfs {
+    _status: Pin<KBox<File<Arc<Shared>>>>,
+    _rmp: Pin<KBox<File<Arc<Shared>>>>,
+    _lookup: Pin<KBox<File<Lookup>>>,
+    _dir: Dir,
+}
+
+impl Debugfs {
+    /// Creates `/sys/kernel/debug/snp_host/` and its files.
+    pub(crate) fn new(shared: &Arc<Shared>) -> Result<Self> {
+        let dir = Dir::new(c"snp_host");
+        let status = KBox::pin_init(
+            dir.read_callback_file(c"status", shared.clone(), &write_status),
+            GFP_KERNEL,
+        )?;
+        let rmp = KBox::pin_init(
+            dir.read_callback_file(c"rmp", shared.clone(), &write_rmp),
+            GFP_KERNEL,
+        )?;
+        let lookup = Lookup {
+            shared: shared.clone(),
+            pfn: AtomicU64::new(0),
+        };
+        let lookup = KBox::pin_init(
+            dir.read_write_callback_file(c"lookup", lookup, &write_lookup, &read_lookup),
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            _status: status,
+            _rmp: rmp,
+            _lookup: lookup,
+            _dir: dir,
+        })
+    }
+}

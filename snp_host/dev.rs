@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/snp_host`: the caller's own pages, converted between shared and private.
+//!
+//! Every page a file assigns is pinned long-term and tracked by that file (keyed
+//! by its user address), so closing the file returns everything to the host.
+//! The module-wide registry records every page any file assigned (and every
+//! page leaked); holding its lock makes "is this page free? then assign it"
+//! one step across files and processes.
+//!
+//! Lock order: a file's `pages`, then `Shared::registry`, then the backend's own
+//! lock. All are mutexes: every path here may sleep, and none runs in atomic context.
+
+use crate::kernel_ext::{
+    cred,
+    user_pages::{self, PinnedPage},
+};
+use crate::rmp::{
+    backend::{Backend, ErrDisplay},
+    model::{PageSize, RmpError, State, MAX_ASID},
+    platform::{BackendKind, Platform},
+};
+use crate::uapi;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kernel::{
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
+    new_mutex,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::{Arc, Mutex},
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// Module-wide counters, as `SNP_HOST_GET_STATS` reports them.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) private_4k: AtomicU64,
+    pub(crate) private_2m: AtomicU64,
+    pub(crate) make_private: AtomicU64,
+    pub(crate) make_shared: AtomicU64,
+    pub(crate) psmash: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) leaked_pages: AtomicU64,
+}
+
+impl Counters {
+    fn private(&self, size: PageSize) -> &AtomicU64 {
+        match size {
+            PageSize::Size4K => &self.private_4k,
+            PageSize::Size2M => &self.private_2m,
+        }
+    }
+}
+
+/// State shared by the module and every open file.
+#[pin_data]
+pub(crate) struct Shared {
+    pub(crate) platform: Platform,
+    pub(crate) backend: Arc<Backend>,
+    pub(crate) counters: Counters,
+    /// Highest ASID a page may be assigned to.
+    pub(crate) max_asid: u32,
+    /// Every page assigned through this module, and every page leaked, by PFN.
+    #[pin]
+    pub(crate) registry: Mutex<RBTree<u64, PageSize>>,
+}
+
+impl Shared {
+    /// Sets up the shared state around `backend`.
+    pub(crate) fn new(platform: Platform, backend: Arc<Backend>) -> Result<Arc<Self>> {
+        // SNP guests use ASIDs 1 .. min_sev_asid - 1; without the CPUID leaf (emulation on
+        // a machine without SEV) the entry format's own limit applies.
+        let max_asid = match platform.min_sev_asid {
+            0 | 1 => MAX_ASID,
+            n => (n - 1).min(MAX_ASID),
+        };
+        Arc::pin_init(
+            pin_init!(Self {
+                platform,
+                backend,
+                counters: Counters::default(),
+                max_asid,
+                registry <- new_mutex!(RBTree::new(), "snp_host_registry"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Returns `SNP_HOST_GET_STATUS`.
+    pub(crate) fn status(&self) -> uapi::Status {
+        let mut s = uapi::Status {
+            backend: match self.backend.kind() {
+                BackendKind::Hardware => uapi::BACKEND_HARDWARE,
+                BackendKind::Emulated => uapi::BACKEND_EMULATED,
+            },
+            max_pfn: self.backend.end_pfn().saturating_sub(1),
+            ..uapi::Status::default()
+        };
+        if self.platform.features.rmpread() {
+            s.flags |= uapi::FLAG_RMPREAD;
+        }
+        if let Some(hw) = self.backend.hardware() {
+            s.rmp_base = hw.base();
+            s.rmp_end = hw.end();
+            if hw.segmented() {
+                s.flags |= uapi::FLAG_SEGMENTED_RMP;
+            }
+        }
+        s
+    }
+
+    /// Returns `SNP_HOST_GET_STATS`.
+    pub(crate) fn stats(&self) -> uapi::Stats {
+        let c = &self.counters;
+        uapi::Stats {
+            private_4k: c.private_4k.load(Relaxed),
+            private_2m: c.private_2m.load(Relaxed),
+            make_private: c.make_private.load(Relaxed),
+            make_shared: c.make_shared.load(Relaxed),
+            psmash: c.psmash.load(Relaxed),
+            transient_retries: self.backend.transient_retries(),
+            failures: c.failures.load(Relaxed),
+            leaked_pages: c.leaked_pages.load(Relaxed),
+            reserved: [0; 8],
+        }
+    }
+
+    /// Counts an RMP failure and turns it into the errno the ABI promises.
+    fn failed(&self, e: RmpError) -> Error {
+        self.counters.failures.fetch_add(1, Relaxed);
+        match e {
+            RmpError::FailInUse | RmpError::FailOverlap => EBUSY,
+            RmpError::FailInput | RmpError::FailBadAddr | RmpError::NotCovered => EINVAL,
+            RmpError::NoMemory => ENOMEM,
+            _ => EIO,
+        }
+    }
+
+    /// Keeps `a`'s pages off the allocator for good: the RMP refused to give them back,
+    /// so they may still be guest-owned, and a host write to them would fault.
+    fn leak(&self, a: Assignment, e: RmpError) {
+        let pages = a.size.pages();
+        pr_err!(
+            "pfn {:#x} ({} pages): the RMP refused to return it to the host ({}); leaking it\n",
+            a.pfn,
+            pages,
+            ErrDisplay(e)
+        );
+        self.counters.private(a.size).fetch_sub(1, Relaxed);
+        self.counters.leaked_pages.fetch_add(pages, Relaxed);
+        // The registry keeps the PFN, so nobody assigns it again; the pins are never
+        // released, so the pages are never freed.
+        a.pins.leak();
+    }
+}
+
+/// Returns whether `[pfn, pfn + pages)` overlaps an entry of `tree`, whose values are
+/// the sizes of the entries at their keys.
+fn overlaps<V>(tree: &RBTree<u64, V>, pfn: u64, pages: u64, size_of: impl Fn(&V) -> u64) -> bool {
+    let end = pfn.saturating_add(pages);
+    // An entry that overlaps starts at most one 2M page before `pfn`.
+    let mut from = PageSize::Size2M.align_down(pfn);
+    while let Some(c) = tree.cursor_lower_bound(&from) {
+        let (&start, v) = c.current();
+        if start >= end {
+            return false;
+        }
+        if start.saturating_add(size_of(v)) > pfn {
+            return true;
+        }
+        from = start.saturating_add(1);
+    }
+    false
+}
+
+/// The pins behind one assignment.
+enum Pins {
+    /// A 4K page.
+    One(PinnedPage),
+    /// The 512 pages of a 2M page, in order.
+    Huge(KVec<PinnedPage>),
+}
+
+impl Pins {
+    /// Never unpins the pages.
+    fn leak(self) {
+        match self {
+            Pins::One(p) => core::mem::forget(p),
+            Pins::Huge(v) => {
+                for p in v {
+                    core::mem::forget(p);
+                }
+            }
+        }
+    }
+}
+
+/// A page (4K or 2M) that a file assigned.
+struct Assignment {
+    pfn: u64,
+    size: PageSize,
+    pins: Pins,
+}
+
+/// Reservations of tree nodes taken before the locks, so that nothing after an RMP
+/// change can fail for lack of memory.
+struct Nodes {
+    file: KVec<RBTreeNodeReservation<u64, Assignment>>,
+    registry: KVec<RBTreeNodeReservation<u64, PageSize>>,
+}
+
+impl Nodes {
+    fn new(count: usize) -> Result<Self> {
+        let mut n = Self {
+            file: KVec::with_capacity(count, GFP_KERNEL)?,
+            registry: KVec::with_capacity(count, GFP_KERNEL)?,
+        };
+        for _ in 0..count {
+            n.file.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
+            n.registry.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        Ok(n)
+    }
+}
+
+/// One open file of `/dev/snp_host`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct FileState {
+    shared: Arc<Shared>,
+    /// The pages this file assigned, by user page number (`hva >> 12`).
+    #[pin]
+    pages: Mutex<RBTree<u64, Assignment>>,
+}
+
+/// `hva >> 12`, the key of a page in a file's tree.
+fn key(hva: usize) -> u64 {
+    // CAST: `usize` is 64 bits on x86-64.
+    (hva >> user_pages::PAGE_SHIFT) as u64
+}
+
+impl FileState {
+    fn lookup(&self, p: &mut uapi::Page) -> Result {
+        let hva = p.lookup_request()?;
+        let pfn = user_pages::current_pfn(hva)?;
+        let backend = &self.shared.backend;
+        let found = backend.lookup(pfn).map_err(|e| self.shared.failed(e))?;
+        // A page inside a 2M entry reports that entry.
+        let at = if found.size == PageSize::Size2M && found.assigned() {
+            PageSize::Size2M.align_down(pfn)
+        } else {
+            pfn
+        };
+        let r = backend.rmpread(at).map_err(|e| self.shared.failed(e))?;
+        p.pfn = pfn;
+        p.assigned = u8::from(r.assigned());
+        p.asid = r.asid();
+        p.gpa = r.gpa();
+        p.level = u8::from(r.assigned() && r.page_size() == PageSize::Size2M);
+        p.immutable = u8::from(r.immutable());
+        p.validated = u8::from(backend.validated(pfn));
+        Ok(())
+    }
+
+    fn make_private(&self, p: &mut uapi::Page) -> Result {
+        let req = p.private_request(self.shared.max_asid)?;
+        let count = usize::try_from(req.size.pages()).map_err(|_| EINVAL)?;
+        let mut pinned = user_pages::pin_anon(req.hva, count)?;
+        let pfn = pinned.first().ok_or(EFAULT)?.pfn();
+        if req.size == PageSize::Size2M {
+            // One 2M folio (a THP), mapped whole: the RMP's 2M entry covers exactly it.
+            let head = pinned.first().ok_or(EFAULT)?;
+            let one_folio = head.is_folio_head()
+                && head.folio_order() == 9
+                && PageSize::Size2M.is_aligned(pfn)
+                && pinned.iter().zip(pfn..).all(|(p, want)| p.pfn() == want);
+            if !one_folio {
+                return Err(EINVAL);
+            }
+        }
+        let pins = if req.size == PageSize::Size2M {
+            Pins::Huge(pinned)
+        } else {
+            Pins::One(pinned.pop().ok_or(EFAULT)?)
+        };
+        let nodes = Nodes::new(1)?;
+        let k = key(req.hva);
+
+        let shared = &self.shared;
+        let mut pages = self.pages.lock();
+        let mut registry = shared.registry.lock();
+        let assigned_here = overlaps(&pages, k, req.size.pages(), |a| a.size.pages());
+        let assigned_anywhere = overlaps(&registry, pfn, req.size.pages(), |s| s.pages());
+        if assigned_here || assigned_anywhere {
+            return Err(EBUSY);
+        }
+        // Assigned by someone else (KVM, on an SNP host)?
+        if shared.backend.any_assigned(pfn, req.size).map_err(|e| shared.failed(e))? {
+            return Err(EBUSY);
+        }
+        let state = State::private(req.gpa, req.size, req.asid, req.immutable);
+        shared.backend.rmpupdate(pfn, &state).map_err(|e| shared.failed(e))?;
+
+        let (mut file, mut reg) = (nodes.file, nodes.registry);
+        if let (Some(f), Some(r)) = (file.pop(), reg.pop()) {
+            registry.insert(r.into_node(pfn, req.size));
+            pages.insert(f.into_node(
+                k,
+                Assignment {
+                    pfn,
+                    size: req.size,
+                    pins,
+                },
+            ));
+        }
+        shared.counters.private(req.size).fetch_add(1, Relaxed);
+        shared.counters.make_private.fetch_add(1, Relaxed);
+        p.pfn = pfn;
+        p.assigned = 1;
+        p.validated = 0;
+        Ok(())
+    }
+
+    fn make_shared(&self, p: &mut uapi::Page) -> Result {
+        let (hva, size) = p.shared_request()?;
+        let k = key(hva);
+        let shared = &self.shared;
+        let mut pages = self.pages.lock();
+        let pfn = match pages.get(&k) {
+            Some(a) if a.size == size => a.pfn,
+            _ => return Err(ENOENT),
+        };
+        let mut registry = shared.registry.lock();
+        let result = shared.backend.rmpupdate(pfn, &State::shared(size));
+        match result {
+            // Busy past the retry bound: nothing changed, the caller may try again.
+            Err(e) if e.is_transient() => Err(shared.failed(e)),
+            Err(e) => {
+                // Counted as a failure; the errno is EIO whatever the code was.
+                let _ = shared.failed(e);
+                if let Some(a) = pages.remove(&k) {
+                    shared.leak(a, e);
+                }
+                Err(EIO)
+            }
+            Ok(()) => {
+                registry.remove(&pfn);
+                // Dropping the assignment unpins its pages.
+                drop(pages.remove(&k));
+                shared.counters.private(size).fetch_sub(1, Relaxed);
+                shared.counters.make_shared.fetch_add(1, Relaxed);
+                p.pfn = pfn;
+                p.assigned = 0;
+                p.validated = 0;
+                Ok(())
+            }
+        }
+    }
+
+    fn psmash(&self, p: &mut uapi::Page) -> Result {
+        let hva = p.psmash_request()?;
+        let k = key(hva);
+        let nodes = Nodes::new(512)?;
+        let shared = &self.shared;
+        let mut pages = self.pages.lock();
+        let pfn = match pages.get(&k) {
+            Some(a) if a.size == PageSize::Size2M => a.pfn,
+            _ => return Err(ENOENT),
+        };
+        let mut registry = shared.registry.lock();
+        shared.backend.psmash(pfn).map_err(|e| shared.failed(e))?;
+
+        let Some(Assignment {
+            pins: Pins::Huge(pins),
+            ..
+        }) = pages.remove(&k)
+        else {
+            return Err(ENOENT);
+        };
+        registry.remove(&pfn);
+        let (mut file, mut reg) = (nodes.file, nodes.registry);
+        for (i, pin) in (0u64..).zip(pins) {
+            if let (Some(f), Some(r)) = (file.pop(), reg.pop()) {
+                registry.insert(r.into_node(pfn + i, PageSize::Size4K));
+                pages.insert(f.into_node(
+                    k + i,
+                    Assignment {
+                        pfn: pfn + i,
+                        size: PageSize::Size4K,
+                        pins: Pins::One(pin),
+                    },
+                ));
+            }
+        }
+        shared.counters.private_2m.fetch_sub(1, Relaxed);
+        shared.counters.private_4k.fetch_add(512, Relaxed);
+        shared.counters.psmash.fetch_add(1, Relaxed);
+        p.pfn = pfn;
+        Ok(())
+    }
+
+    fn page_ioctl(&self, cmd: u32, arg: usize) -> Result {
+        let user = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<uapi::Page>());
+        let (mut reader, mut writer) = user.reader_writer();
+        let mut page: uapi::Page = reader.read()?;
+        match cmd {
+            uapi::LOOKUP => self.lookup(&mut page)?,
+            uapi::MAKE_PRIVATE => self.make_private(&mut page)?,
+            uapi::MAKE_SHARED => self.make_shared(&mut page)?,
+            uapi::PSMASH => self.psmash(&mut page)?,
+            _ => return Err(ENOTTY),
+        }
+        writer.write(&page)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for FileState {
+    /// Closing the file returns every page it assigned to the host.
+    fn drop(self: Pin<&mut Self>) {
+        let shared = self.shared.clone();
+        let mut pages = self.pages.lock();
+        let mut registry = shared.registry.lock();
+        while let Some(cursor) = pages.cursor_front_mut() {
+            let (_, node) = cursor.remove_current();
+            let (_, a) = node.to_key_value();
+            match shared.backend.rmpupdate(a.pfn, &State::shared(a.size)) {
+                Ok(()) => {
+                    registry.remove(&a.pfn);
+                    shared.counters.private(a.size).fetch_sub(1, Relaxed);
+                    shared.counters.make_shared.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
+                    let _ = shared.failed(e);
+                    shared.leak(a, e);
+                }
+            }
+        }
+    }
+}
+
+#[vtable]
+impl MiscDevice for FileState {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        if !cred::capable_sys_admin() {
+            return Err(EPERM);
+        }
+        let shared = crate::shared_of(misc);
+        KBox::try_pin_init(
+            try_pin_init!(Self {
+                shared,
+                pages <- new_mutex!(RBTree::new(), "snp_host_file_pages"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn ioctl(me: Pin<&FileState>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            uapi::GET_STATUS => {
+                let size = core::mem::size_of::<uapi::Status>();
+                UserSlice::new(UserPtr::from_addr(arg), size)
+                    .writer()
+                    .write(&me.shared.status())?;
+            }
+            uapi::GET_STATS => {
+                let size = core::mem::size_of::<uapi::Stats>();
+                UserSlice::new(UserPtr::from_addr(arg), size)
+                    .writer()
+                    .write(&me.shared.stats())?;
+            }
+            uapi::LOOKUP | uapi::MAKE_PRIVATE | uapi::MAKE_SHARED | uapi::PSMASH => {
+                me.page_ioctl(cmd, arg)?
+            }
+            _ => return Err(ENOTTY),
+        }
+        Ok(0)
+    }
+}

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `/dev/snp_host` ABI (`include/uapi/linux/snp_host.h`) and request checks.
+//!
+//! The structs mirror the C header field for field; their sizes are asserted
+//! at compile time because they are part of the ABI. Checking a request is
+//! pure: it decides the errno before anything is pinned or changed.
+
+use crate::rmp::model::{PageSize, GPA_LIMIT};
+use kernel::{
+    ioctl::{_IOR, _IOWR},
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+};
+
+/// The ioctl type of `/dev/snp_host`.
+const TYPE: u32 = 0xb9;
+
+/// `struct snp_host_status`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Status {
+    pub(crate) backend: u32,
+    pub(crate) flags: u32,
+    pub(crate) rmp_base: u64,
+    pub(crate) rmp_end: u64,
+    pub(crate) max_pfn: u64,
+    pub(crate) directmap_policy: u32,
+    pub(crate) reserved: u32,
+}
+
+/// `struct snp_host_page`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Page {
+    pub(crate) hva: u64,
+    pub(crate) gpa: u64,
+    pub(crate) asid: u32,
+    pub(crate) level: u8,
+    pub(crate) immutable: u8,
+    pub(crate) assigned: u8,
+    pub(crate) validated: u8,
+    pub(crate) pfn: u64,
+    pub(crate) reserved: [u64; 2],
+}
+
+/// `struct snp_host_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Stats {
+    pub(crate) private_4k: u64,
+    pub(crate) private_2m: u64,
+    pub(crate) make_private: u64,
+    pub(crate) make_shared: u64,
+    pub(crate) psmash: u64,
+    pub(crate) transient_retries: u64,
+    pub(crate) failures: u64,
+    pub(crate) leaked_pages: u64,
+    pub(crate) reserved: [u64; 8],
+}
+
+const _: () = assert!(core::mem::size_of::<Status>() == 40);
+const _: () = assert!(core::mem::size_of::<Page>() == 48);
+const _: () = assert!(core::mem::size_of::<Stats>() == 128);
+
+// SAFETY: `repr(C)` integers only, and the sizes above leave no padding.
+unsafe impl FromBytes for Status {}
+// SAFETY: As above.
+unsafe impl AsBytes for Status {}
+// SAFETY: As above.
+unsafe impl FromBytes for Page {}
+// SAFETY: As above.
+unsafe impl AsBytes for Page {}
+// SAFETY: As above.
+unsafe impl FromBytes for Stats {}
+// SAFETY: As above.
+unsafe impl AsBytes for Stats {}
+
+/// `SNP_HOST_GET_STATUS`.
+pub(crate) const GET_STATUS: u32 = _IOR::<Status>(TYPE, 0x00);
+/// `SNP_HOST_LOOKUP`.
+pub(crate) const LOOKUP: u32 = _IOWR::<Page>(TYPE, 0x01);
+/// `SNP_HOST_MAKE_PRIVATE`.
+pub(crate) const MAKE_PRIVATE: u32 = _IOWR::<Page>(TYPE, 0x02);
+/// `SNP_HOST_MAKE_SHARED`.
+pub(crate) const MAKE_SHARED: u32 = _IOWR::<Page>(TYPE, 0x03);
+/// `SNP_HOST_PSMASH`.
+pub(crate) const PSMASH: u32 = _IOWR::<Page>(TYPE, 0x04);
+/// `SNP_HOST_GET_STATS`.
+pub(crate) const GET_STATS: u32 = _IOR::<Stats>(TYPE, 0x07);
+
+/// `snp_host_status.backend` values.
+pub(crate) const BACKEND_HARDWARE: u32 = 1;
+/// See [`BACKEND_HARDWARE`].
+pub(crate) const BACKEND_EMULATED: u32 = 2;
+/// `snp_host_status.flags`: the CPU has RMPREAD.
+pub(crate) const FLAG_RMPREAD: u32 = 1 << 0;
+/// `snp_host_status.flags`: the RMP is segmented.
+pub(crate) const FLAG_SEGMENTED_RMP: u32 = 1 << 1;
+
+/// A checked MAKE_PRIVATE request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PrivateRequest {
+    pub(crate) hva: usize,
+    pub(crate) size: PageSize,
+    pub(crate) gpa: u64,
+    pub(crate) asid: u32,
+    pub(crate) immutable: bool,
+}
+
+/// Decodes `level` (0 = 4K, 1 = 2M).
+fn page_size(level: u8) -> Result<PageSize> {
+    match level {
+        0 => Ok(PageSize::Size4K),
+        1 => Ok(PageSize::Size2M),
+        _ => Err(EINVAL),
+    }
+}
+
+/// Returns `hva` if it is aligned to `size`.
+fn aligned_hva(hva: u64, size: PageSize) -> Result<usize> {
+    if hva % size.bytes() != 0 {
+        return Err(EINVAL);
+    }
+    usize::try_from(hva).map_err(|_| EFAULT)
+}
+
+impl Page {
+    /// Checks the reserved fields.
+    fn check_reserved(&self) -> Result {
+        if self.reserved.iter().any(|&r| r != 0) {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Checks a MAKE_PRIVATE request against the ABI and an ASID limit of `max_asid`.
+    pub(crate) fn private_request(&self, max_asid: u32) -> Result<PrivateRequest> {
+        self.check_reserved()?;
+        let size = page_size(self.level)?;
+        let hva = aligned_hva(self.hva, size)?;
+        if self.gpa % size.bytes() != 0 || self.gpa >= GPA_LIMIT {
+            return Err(EINVAL);
+        }
+        if self.asid == 0 || self.asid > max_asid || self.immutable > 1 {
+            return Err(EINVAL);
+        }
+        Ok(PrivateRequest {
+            hva,
+            size,
+            gpa: self.gpa,
+            asid: self.asid,
+            immutable: self.immutable == 1,
+        })
+    }
+
+    /// Checks a MAKE_SHARED request: the page at `hva`, assigned at `level`.
+    pub(crate) fn shared_request(&self) -> Result<(usize, PageSize)> {
+        self.check_reserved()?;
+        let size = page_size(self.level)?;
+        Ok((aligned_hva(self.hva, size)?, size))
+    }
+
+    /// Checks a PSMASH request: a 2M-aligned `hva`.
+    pub(crate) fn psmash_request(&self) -> Result<usize> {
+        self.check_reserved()?;
+        aligned_hva(self.hva, PageSize::Size2M)
+    }
+
+    /// Checks a LOOKUP request: any `hva` of the caller.
+    pub(crate) fn lookup_request(&self) -> Result<usize> {
+        self.check_reserved()?;
+        usize::try_from(self.hva).map_err(|_| EFAULT)
+    }
+}
+
+#[kunit_tests(snp_host_uapi)]
+mod tests {
+    use super::*;
+
+    fn page(hva: u64, gpa: u64, asid: u32, level: u8) -> Page {
+        Page {
+            hva,
+            gpa,
+            asid,
+            level,
+            ..Page::default()
+        }
+    }
+
+    #[test]
+    fn private_requests_are_checked() {
+        let ok = page(0x20_0000, 0x40_0000, 1, 1);
+        assert!(ok.private_request(509).is_ok());
+        let bad = [
+            page(0x20_1000, 0x40_0000, 1, 1), // hva not 2M-aligned
+            page(0x20_0000, 0x40_1000, 1, 1), // gpa not 2M-aligned
+            page(0x20_0000, 0x40_0000, 0, 1), // ASID 0
+            page(0x20_0000, 0x40_0000, 510, 1), // beyond the limit
+            page(0x20_0000, 0x40_0000, 1, 2), // no such level
+            page(0x20_0800, 0x40_0000, 1, 0), // hva not 4K-aligned
+            page(0x1000, GPA_LIMIT, 1, 0),    // GPA beyond the RMP's field
+        ];
+        for p in bad {
+            assert_eq!(p.private_request(509).err(), Some(EINVAL));
+        }
+        let mut reserved = ok;
+        reserved.reserved[1] = 1;
+        assert_eq!(reserved.private_request(509).err(), Some(EINVAL));
+        let mut immutable = ok;
+        immutable.immutable = 2;
+        assert_eq!(immutable.private_request(509).err(), Some(EINVAL));
+    }
+
+    #[test]
+    fn abi_numbers_match_the_header() {
+        assert_eq!(LOOKUP, 0xc030_b901);
+        assert_eq!(GET_STATS, 0x8080_b907);
+        assert_eq!(GET_STATUS, 0x8028_b900);
+    }
+}
