@@ -107,7 +107,7 @@ impl Hardware {
         let size = usize::try_from(table.size()).map_err(|_| ENODEV)?;
         // SAFETY: The range is the RMP the firmware reserved; mapping it write-back
         // read-only-by-use is what the kernel does to read it, too.
-        let ptr = unsafe { bindings::memremap(table.base(), size, bindings::MEMREMAP_WB as _) };
+        let ptr = unsafe { bindings::memremap(table.base(), size, bindings::MEMREMAP_WB as usize) };
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
         // INVARIANT: `ptr` maps `size` bytes of the table from its base.
         hw.end_pfn = table.entries();

@@ -30,7 +30,7 @@ pub(crate) fn ram_end_pfn() -> u64 {
     // SAFETY: `raise` matches the callback's contract; `end_pfn` outlives the walk.
     unsafe {
         bindings::walk_iomem_res_desc(
-            bindings::IORES_DESC_NONE as _,
+            bindings::IORES_DESC_NONE as usize,
             flags,
             0,
             u64::MAX,

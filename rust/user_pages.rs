@@ -97,8 +97,7 @@ pub(crate) fn pin_anon(hva: usize, count: usize) -> Result<KVec<PinnedPage>> {
         if !anonymous || vma.flags() & refused != 0 {
             return Err(EINVAL);
         }
-        // CAST: the flags are small constants.
-        let flags = (bindings::FOLL_WRITE | bindings::FOLL_LONGTERM) as u32;
+        let flags = bindings::FOLL_WRITE | bindings::FOLL_LONGTERM;
         // SAFETY: The mmap read lock is held, as `pin_user_pages()` requires, and `raw`
         // has room for `count` pointers.
         unsafe { bindings::pin_user_pages(hva, count, flags, raw.as_mut_ptr()) }

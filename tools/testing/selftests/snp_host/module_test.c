@@ -114,4 +114,16 @@ TEST(backend_matches_cpu)
 	}
 }
 
+/* The test VM loads the module without parameters: sysfs must show the default. */
+TEST(backend_parameter)
+{
+	char val[32] = "";
+	FILE *f = fopen("/sys/module/snp_host/parameters/backend", "r");
+
+	ASSERT_NE(NULL, f) TH_LOG("no backend parameter in sysfs");
+	ASSERT_NE(NULL, fgets(val, sizeof(val), f));
+	fclose(f);
+	EXPECT_STREQ("auto\n", val);
+}
+
 TEST_HARNESS_MAIN
