@@ -55,7 +55,12 @@ modules: kernel
 selftests: kernel
 	+$(MAKE) -C $(SELFTESTS) KSFT_DIR=$(KDIR)/tools/testing/selftests OUTPUT=$(BUILD)/selftests
 
-run: modules selftests
+# The demo `make run` shows; like the selftests it runs inside the VM.
+$(BUILD)/vm/demo: vm/demo.c include/uapi/linux/snp_host.h
+	mkdir -p $(dir $@)
+	$(CC) -Wall -Wextra -O2 -static -Iinclude/uapi -o $@ $<
+
+run: modules selftests $(BUILD)/vm/demo
 	@MODULE=$(MODULE) bash scripts/vm.sh run
 
 check: host-check module-lint vm-check

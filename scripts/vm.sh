@@ -31,6 +31,7 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules,tests,extra}
 cp "$busybox" "$root/bin/busybox"
 cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
+[ -x "$out/demo" ] && cp "$out/demo" "$root/bin/snp_host_demo"
 chmod +x "$root/init"
 find "$top/build/selftests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/tests/" \; 2>/dev/null || true
 if [ -n "${EXTRA_TESTS:-}" ]; then
