@@ -204,6 +204,35 @@ impl Backend {
     }
 }
 
+#[kunit_tests(snp_host_backend)]
+mod tests {
+    use super::*;
+    use crate::rmp::model::PageSize;
+
+    #[test]
+    fn busy_region_is_retried_a_bounded_number_of_times() -> Result {
+        let backend = Backend::new(Request::Emulated, &Platform::detect())?;
+        let Inner::Emulated(table) = &backend.inner else {
+            return Err(EINVAL);
+        };
+        let state = State::private(0x20_0000, PageSize::Size4K, 1, false);
+        table.lock().set_busy(Some(0x400));
+        let before = backend.transient_retries();
+        // Another CPU "holds" the region forever: the loop must give up, not hang.
+        assert_eq!(backend.rmpupdate(0x401, &state), Err(RmpError::FailInUse));
+        let retried = backend.transient_retries() - before;
+        assert_eq!(retried, u64::from(TRANSIENT_RETRIES));
+        // Released: the same update goes through, and is visible to lookups.
+        table.lock().set_busy(None);
+        assert_eq!(backend.rmpupdate(0x401, &state), Ok(()));
+        assert!(backend.any_assigned(0x401, PageSize::Size4K) == Ok(true));
+        assert!(backend.any_assigned(0x400, PageSize::Size2M) == Ok(true));
+        assert!(backend.any_assigned(0x402, PageSize::Size4K) == Ok(false));
+        assert_eq!(backend.rmpupdate(0x401, &State::shared(PageSize::Size4K)), Ok(()));
+        Ok(())
+    }
+}
+
 /// Formats an [`RmpError`] for the kernel log.
 pub(crate) struct ErrDisplay(pub(crate) RmpError);
 

@@ -479,3 +479,30 @@ impl MiscDevice for FileState {
         Ok(0)
     }
 }
+
+#[kunit_tests(snp_host_tracking)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlaps_sees_4k_and_2m_entries() -> Result {
+        let mut tree: RBTree<u64, PageSize> = RBTree::new();
+        tree.try_create_and_insert(0x1000, PageSize::Size4K, GFP_KERNEL)?;
+        tree.try_create_and_insert(0x2200, PageSize::Size2M, GFP_KERNEL)?;
+        let pages = |s: &PageSize| s.pages();
+        // The 4K entry: only its own page, or a 2M range that contains it.
+        assert!(overlaps(&tree, 0x1000, 1, pages));
+        assert!(!overlaps(&tree, 0x1001, 1, pages));
+        assert!(!overlaps(&tree, 0x0fff, 1, pages));
+        assert!(overlaps(&tree, 0x1000, 512, pages));
+        // The 2M range just below ends where the 4K entry begins: no overlap.
+        assert!(!overlaps(&tree, 0x0e00, 512, pages));
+        // The 2M entry: every page inside it, from its first to its last.
+        assert!(overlaps(&tree, 0x2200, 1, pages));
+        assert!(overlaps(&tree, 0x23ff, 1, pages));
+        assert!(!overlaps(&tree, 0x2400, 1, pages));
+        assert!(!overlaps(&tree, 0x2000, 512, pages));
+        assert!(overlaps(&tree, 0x2200, 512, pages));
+        Ok(())
+    }
+}
