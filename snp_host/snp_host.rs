@@ -97,7 +97,15 @@ impl kernel::InPlaceModule for SnpHost {
 #[pinned_drop]
 impl PinnedDrop for SnpHost {
     fn drop(self: Pin<&mut Self>) {
-        pr_info!("unloaded ({} backend)\n", self.state.shared.backend.kind().name());
+        let shared = &self.state.shared;
+        let leaked = shared.stats().leaked_pages;
+        if leaked > 0 {
+            pr_warn!(
+                "{} pages stay leaked: the RMP refused to return them, so they never go back to the allocator\n",
+                leaked
+            );
+        }
+        pr_info!("unloaded ({} backend)\n", shared.backend.kind().name());
     }
 }
 

@@ -20,7 +20,8 @@
 
 static int fd;
 
-static int page_op(unsigned long cmd, void *hva, uint64_t gpa, uint8_t level, struct snp_host_page *p)
+static int page_op(unsigned long cmd, void *hva, uint64_t gpa, uint8_t level,
+		   struct snp_host_page *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->hva = (uintptr_t)hva;
@@ -43,24 +44,28 @@ static void describe(const char *what, void *hva)
 		       (unsigned long long)p.pfn, p.asid, (unsigned long long)p.gpa,
 		       p.level ? "2M" : "4K");
 	else
-		printf("    %s: pfn %#llx is hypervisor-owned\n", what, (unsigned long long)p.pfn);
+		printf("    %s: pfn %#llx is hypervisor-owned\n", what,
+		       (unsigned long long)p.pfn);
 }
 
 static void stats(void)
 {
 	struct snp_host_stats s;
 
-	if (ioctl(fd, SNP_HOST_GET_STATS, &s) == 0)
-		printf("    now private: %llu 4K and %llu 2M pages; %llu conversions to private, %llu back, %llu PSMASH\n",
-		       (unsigned long long)s.private_4k, (unsigned long long)s.private_2m,
-		       (unsigned long long)s.make_private, (unsigned long long)s.make_shared,
-		       (unsigned long long)s.psmash);
+	if (ioctl(fd, SNP_HOST_GET_STATS, &s))
+		return;
+	printf("    now private: %llu 4K and %llu 2M pages; ",
+	       (unsigned long long)s.private_4k, (unsigned long long)s.private_2m);
+	printf("%llu conversions to private, %llu back, %llu PSMASH\n",
+	       (unsigned long long)s.make_private, (unsigned long long)s.make_shared,
+	       (unsigned long long)s.psmash);
 }
 
 /* Returns a 2M-aligned, touched, THP-backed (if the kernel allows) 2M region. */
 static char *thp(void)
 {
-	char *raw = mmap(NULL, 2 * SZ_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *raw = mmap(NULL, 2 * SZ_2M, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *p;
 
 	if (raw == MAP_FAILED)
