@@ -283,7 +283,7 @@ fn rmpread_region_status_and_lookup() {
     r.rmpupdate(0, &private(0x40_0000, PageSize::Size2M))
         .unwrap();
     assert_eq!(r.lookup(5).unwrap().size, PageSize::Size2M);
-    assert_eq!(r.find_assigned(5, PageSize::Size4K), Ok(Some(0)));
+    assert_eq!(r.find_assigned(5, PageSize::Size4K), Ok(Some(5)));
     assert_eq!(r.find_assigned(1000, PageSize::Size2M), Ok(Some(700)));
     assert_eq!(r.find_assigned(1500, PageSize::Size2M), Ok(None));
 }
@@ -869,4 +869,152 @@ fn array_store_keeps_order() {
     assert_eq!(s.first_in(2, 8).map(|(k, _)| k), Some(5));
     assert_eq!(s.len(), 4);
     assert!(!s.is_empty() && ArrayStore::<1>::default().is_empty());
+}
+
+#[test]
+fn perms_encoding_matches_the_firmware_layout() {
+    let named = [
+        (Perms::READ, 0x01),
+        (Perms::WRITE, 0x02),
+        (Perms::EXEC_USER, 0x04),
+        (Perms::EXEC_SUPERVISOR, 0x08),
+        (Perms::SHADOW_STACK, 0x10),
+        (Perms::ALL, 0x1f),
+        (Perms::NONE, 0x00),
+    ];
+    for (perms, bits) in named {
+        assert_eq!(perms.bits(), bits);
+        assert_eq!(Perms::try_from(bits), Ok(perms));
+    }
+    let rx = Perms::READ.union(Perms::EXEC_USER);
+    assert_eq!(rx.bits(), 0x05);
+    assert_eq!(rx.union(rx), rx);
+    // The masks sit in bytes 0..4 of the high quadword, one per VMPL.
+    let e = Entry::default()
+        .with_perms(Vmpl::Vmpl1, Perms::READ)
+        .with_perms(Vmpl::Vmpl3, Perms::WRITE);
+    assert_eq!(e.hi().raw(), 0x0200_0100);
+    // A VMPL holding only READ cannot write.
+    let page = Entry::default()
+        .assigned_to(0x1000, PageSize::Size4K, 1, false)
+        .with_validated(true)
+        .with_perms(Vmpl::Vmpl1, Perms::READ);
+    let access = |kind| GuestAccess {
+        guest: Guest {
+            asid: 1,
+            vmpl: Vmpl::Vmpl1,
+        },
+        gpa: 0x1000,
+        pfn: 1,
+        npt: MapSize::Size4K,
+        kind,
+        encrypted: true,
+        page_table: false,
+    };
+    assert_eq!(check_guest(&page, &access(AccessKind::Read)), None);
+    for kind in [
+        AccessKind::Write,
+        AccessKind::ExecUser,
+        AccessKind::ExecSupervisor,
+    ] {
+        assert!(
+            matches!(check_guest(&page, &access(kind)), Some(GuestFault::Npf(c)) if c.vmpl()),
+            "{kind:?}"
+        );
+    }
+}
+
+#[test]
+fn find_assigned_never_reports_pages_beyond_the_table() {
+    // A store handed over with an entry at the first uncovered PFN (the model itself
+    // never writes one there).
+    let mut store = MapStore::default();
+    store.insert(700, Entry::from_qwords(1, 0)).unwrap();
+    let r = Emulated::new(store, 700);
+    assert_eq!(r.end_pfn(), 700);
+    assert_eq!(
+        r.find_assigned(600, PageSize::Size2M),
+        Err(RmpError::NotCovered)
+    );
+    assert_eq!(r.find_assigned(600, PageSize::Size4K), Ok(None));
+    assert_eq!(
+        r.find_assigned(700, PageSize::Size4K),
+        Err(RmpError::NotCovered)
+    );
+}
+
+#[test]
+fn contiguous_coverage_counts_the_table_itself() {
+    // The table sits at 256 MiB (PFN 0x10000) and has entries for PFNs below 0x10000
+    // only: it cannot describe its own pages, whatever the RAM size.
+    let t = Contiguous::new(
+        RmpBase::from_raw(0x1000_0000),
+        RmpEnd::from_raw(0x1010_3fff),
+    )
+    .unwrap();
+    assert_eq!(
+        t.covers(0),
+        Err(GeometryError::TooSmall {
+            need: 0x10104 * 16 + 0x4000,
+            have: 0x10_4000
+        })
+    );
+    // Placed low, the same size covers exactly 0x10000 pages: the boundary is inclusive.
+    let t = Contiguous::new(RmpBase::from_raw(0x100_0000), RmpEnd::from_raw(0x110_3fff)).unwrap();
+    assert_eq!(t.covers(0x1_0000), Ok(()));
+    assert!(t.covers(0x1_0001).is_err());
+}
+
+/// A backend that implements only the required methods, to exercise the trait's
+/// default `lookup` and `find_assigned` against the emulated RMP's answers.
+struct Defaults<'a>(&'a mut Emulated<MapStore>);
+
+impl Rmp for Defaults<'_> {
+    fn rmpupdate(&mut self, pfn: u64, state: &State) -> Result<(), RmpError> {
+        self.0.rmpupdate(pfn, state)
+    }
+
+    fn psmash(&mut self, pfn: u64) -> Result<(), RmpError> {
+        self.0.psmash(pfn)
+    }
+
+    fn rmpread(&self, pfn: u64) -> Result<snp_host_model::rmp::model::Record, RmpError> {
+        self.0.rmpread(pfn)
+    }
+}
+
+#[test]
+fn trait_defaults_agree_with_the_emulated_backend() {
+    let mut r = Emulated::new(MapStore::default(), 3 * 512 + 100);
+    r.rmpupdate(0, &private(0, PageSize::Size2M)).unwrap();
+    r.rmpupdate(700, &private(0x1000, PageSize::Size4K))
+        .unwrap();
+    r.rmpupdate(1030, &private(0x1000, PageSize::Size4K))
+        .unwrap();
+    // An unassigned entry the firmware left with the 2M size bit: Linux reports the level
+    // from the 2M-aligned entry regardless of its assigned bit.
+    r.seed(512, Entry::from_qwords(0b10, 0)).unwrap();
+    let d = Defaults(&mut r);
+    for pfn in [
+        0, 5, 511, 512, 513, 699, 700, 701, 1024, 1030, 1535, 1536, 1600, 1700,
+    ] {
+        for size in [PageSize::Size4K, PageSize::Size2M] {
+            assert_eq!(
+                d.find_assigned(pfn, size),
+                d.0.find_assigned(pfn, size),
+                "{pfn} {size:?}"
+            );
+        }
+        assert_eq!(d.lookup(pfn), d.0.lookup(pfn), "{pfn}");
+    }
+    let l = d.lookup(513).unwrap();
+    assert_eq!((l.size, l.assigned()), (PageSize::Size2M, false));
+    assert_eq!(d.lookup(5).unwrap().size, PageSize::Size2M);
+    assert!(d.lookup(5).unwrap().assigned());
+    assert_eq!(d.find_assigned(900, PageSize::Size2M), Ok(Some(700)));
+    assert_eq!(
+        d.find_assigned(1600, PageSize::Size2M),
+        Err(RmpError::NotCovered)
+    );
+    assert_eq!(d.find_assigned(1100, PageSize::Size2M), Ok(Some(1030)));
 }

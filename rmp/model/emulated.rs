@@ -386,9 +386,11 @@ impl<S: Store> Rmp for Emulated<S> {
 
     fn find_assigned(&self, pfn: u64, size: PageSize) -> Result<Option<u64>, RmpError> {
         let first = size.align_down(pfn);
-        let (at, entry) = self.governing(first);
+        // An assigned governing entry makes `first` itself assigned, whether it is a
+        // 4K entry or the page lies in a 2M one.
+        let (_, entry) = self.governing(first);
         let found = if entry.assigned() {
-            Some(at)
+            Some(first)
         } else {
             let last = first.saturating_add(size.pages() - 1);
             Range::new(&self.store, first, last)
