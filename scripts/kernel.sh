@@ -142,6 +142,18 @@ build() {
 		echo "$dir"
 		return
 	fi
+	# One kernel build at a time (two on 2 cores take longer than two in a row, and
+	# two on the same tree corrupt it); whoever waited finds the tree built.
+	mkdir -p "$SNP_HOST_CACHE/kernel"
+	exec 9>"$SNP_HOST_CACHE/kernel/.build-lock"
+	if ! flock -n 9; then
+		note "another kernel build is running; waiting for it"
+		flock 9
+	fi
+	if [ -f "$dir/.snp-host-built" ]; then
+		echo "$dir"
+		return
+	fi
 	[ -f "$SNP_HOST_CACHE/tools/.deps-ok" ] || bash "$top/scripts/deps.sh"
 	prune "$dir"
 	# An interrupted build resumes in place: same key, same inputs, make is incremental.
