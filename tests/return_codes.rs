@@ -864,6 +864,11 @@ fn array_store_keeps_order() {
     assert_eq!(s.first_in(2, 8), Some((3, Entry::from_qwords(3, 0))));
     assert_eq!(s.first_in(10, 20), None);
     assert_eq!(s.first_in(8, 8), None);
+    // Both ends of the range are inclusive.
+    assert_eq!(s.first_in(3, 3).map(|(k, _)| k), Some(3));
+    assert_eq!(s.first_in(4, 5).map(|(k, _)| k), Some(5));
+    assert_eq!(s.get(7), Some(Entry::from_qwords(7, 0)));
+    assert_eq!(s.get(8), None);
     s.remove(3);
     s.remove(4);
     assert_eq!(s.first_in(2, 8).map(|(k, _)| k), Some(5));

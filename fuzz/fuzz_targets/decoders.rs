@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
     let state = State::from_bytes(&sixteen);
     assert_eq!(state.to_bytes(), sixteen);
     if let Ok(target) = state.decode() {
-        if let Target::Private { gpa, size, asid, .. } = target {
+        if let Target::Private {
+            gpa, size, asid, ..
+        } = target
+        {
             assert!(asid != 0 && gpa % size.bytes() == 0);
         }
     }
@@ -54,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
 
     // Table geometry from arbitrary MSRs, CPUID and segment table.
     let pfn = qword(data, 24);
-    if let Ok(table) = Contiguous::new(RmpBase::from_raw(qword(data, 32)), RmpEnd::from_raw(qword(data, 40))) {
+    if let Ok(table) = Contiguous::new(
+        RmpBase::from_raw(qword(data, 32)),
+        RmpEnd::from_raw(qword(data, 40)),
+    ) {
         let _ = table.covers(qword(data, 48));
         for size in [PageSize::Size4K, PageSize::Size2M] {
             if let Ok(loc) = table.locate(pfn, size) {
@@ -63,7 +69,12 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let rst: Vec<u64> = data.get(64..).unwrap_or(&[]).chunks(8).map(|c| qword(c, 0)).collect();
+    let rst: Vec<u64> = data
+        .get(64..)
+        .unwrap_or(&[])
+        .chunks(8)
+        .map(|c| qword(c, 0))
+        .collect();
     let segmented = Segmented::new(
         RmpBase::from_raw(qword(data, 32)),
         RmpCfg::from_raw(qword(data, 48)),

@@ -11,8 +11,8 @@ mod common;
 use common::{MapStore, Read, Reference};
 use libfuzzer_sys::fuzz_target;
 use snp_host_model::rmp::model::{
-    check_guest, check_host, AccessKind, Adjust, Emulated, Guest, GuestAccess, MapSize,
-    PageSize, Perms, Rmp, State, Store, Vmpl,
+    check_guest, check_host, AccessKind, Adjust, Emulated, Guest, GuestAccess, MapSize, PageSize,
+    Perms, Rmp, State, Store, Vmpl,
 };
 
 const END: u64 = 3 * 512 + 100;
@@ -46,13 +46,19 @@ fn compare(emu: &Emulated<MapStore>, reference: &Reference, pfn: u64) {
     });
     assert_eq!(read, reference.rmpread(pfn));
     for map in [MapSize::Size4K, MapSize::Size2M] {
-        assert_eq!(check_host(emu, pfn, true, map), reference.check_host(pfn, true, map));
+        assert_eq!(
+            check_host(emu, pfn, true, map),
+            reference.check_host(pfn, true, map)
+        );
     }
     if let Ok(effective) = emu.effective(pfn) {
         let plain = reference.page(pfn);
         assert_eq!(effective.validated(), plain.validated);
         let access = GuestAccess {
-            guest: Guest { asid: 1, vmpl: Vmpl::Vmpl1 },
+            guest: Guest {
+                asid: 1,
+                vmpl: Vmpl::Vmpl1,
+            },
             gpa: pfn << 12,
             pfn,
             npt: MapSize::Size4K,
@@ -60,7 +66,10 @@ fn compare(emu: &Emulated<MapStore>, reference: &Reference, pfn: u64) {
             encrypted: true,
             page_table: false,
         };
-        assert_eq!(emu.check_guest(&access).ok().flatten(), check_guest(&plain.entry(), &access));
+        assert_eq!(
+            emu.check_guest(&access).ok().flatten(),
+            check_guest(&plain.entry(), &access)
+        );
     }
 }
 
@@ -87,8 +96,13 @@ fuzz_target!(|data: &[u8]| {
                 reference.pvalidate(asid, pfn, gpa, size(d), d & 2 != 0)
             ),
             3 => {
-                let guest = Guest { asid, vmpl: Vmpl::try_from(d & 3).unwrap() };
-                let Ok(target) = Vmpl::try_from(d >> 2 & 7) else { continue };
+                let guest = Guest {
+                    asid,
+                    vmpl: Vmpl::try_from(d & 3).unwrap(),
+                };
+                let Ok(target) = Vmpl::try_from(d >> 2 & 7) else {
+                    continue;
+                };
                 let adjust = Adjust {
                     vmpl: target,
                     perms: Perms::try_from(d >> 3 & 0x1f).unwrap(),

@@ -354,7 +354,7 @@ impl Entry {
     }
 
     /// Returns the 16 bytes of the entry as they sit in the table.
-    pub fn to_bytes(&self) -> [u8; 16] {
+    pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.lo.raw(), self.hi.raw())
     }
 
@@ -527,7 +527,7 @@ impl Entry {
     ///
     /// [`DecodeError::Inconsistent`] for an unassigned page that is marked validated or
     /// as a VMSA, a state neither the CPU nor the firmware produce.
-    pub fn to_record(&self) -> Result<Record, DecodeError> {
+    pub fn to_record(self) -> Result<Record, DecodeError> {
         if !self.assigned() && (self.validated() || self.vmsa()) {
             return Err(DecodeError::Inconsistent);
         }
@@ -621,7 +621,7 @@ impl Record {
     }
 
     /// Returns the 16 bytes of the record.
-    pub fn to_bytes(&self) -> [u8; 16] {
+    pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.gpa, self.attrs.raw())
     }
 
@@ -771,7 +771,7 @@ impl State {
     }
 
     /// Returns the 16 bytes of the record.
-    pub fn to_bytes(&self) -> [u8; 16] {
+    pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.gpa, self.attrs.raw())
     }
 
