@@ -36,6 +36,7 @@ help:
 	@echo '                  EXTRA_TESTS=<dir> adds every executable in <dir> as one more VM test'
 	@echo 'make              build snp_host/snp_host.ko (KDIR=<tree> for your own kernel)'
 	@echo 'make vm-shell     boot the test VM with an interactive shell'
+	@echo 'make bench        direct-map benchmark: a fresh VM per policy; report and picture in build/bench/'
 	@echo 'make kernel       build (or find in the cache) the project kernel; DEBUG=1 for the debug variant'
 	@echo 'make clean        remove build products from the work tree (the cache stays)'
 	@echo 'make purge-cache  drop every cached kernel build'
@@ -62,6 +63,16 @@ $(BUILD)/vm/demo: vm/demo.c include/uapi/linux/snp_host.h
 
 run: modules selftests $(BUILD)/vm/demo
 	@MODULE=$(MODULE) bash scripts/vm.sh run
+
+# The direct-map benchmark (issue 5): the workload runs inside the VM, one
+# fresh VM per directmap= policy; scripts/bench.sh says what it writes.
+$(BUILD)/bench/bench: vm/bench.c include/uapi/linux/snp_host.h
+	mkdir -p $(dir $@)
+	$(CC) -Wall -Wextra -O2 -static -Iinclude/uapi -o $@ $<
+
+.PHONY: bench
+bench: modules $(BUILD)/bench/bench
+	@MODULE=$(MODULE) SNP_BENCH_BUILT=1 bash scripts/bench.sh
 
 check: host-check module-lint vm-check
 

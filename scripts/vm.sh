@@ -5,6 +5,11 @@
 #   vm.sh run     load the module and tell, in words, what it found and did
 #   vm.sh check   run KUnit + selftests (+ EXTRA_TESTS), scan the kernel log, summarise
 #   vm.sh shell   the same VM with an interactive shell
+#   vm.sh bench   one policy of `make bench`: BENCH_POLICY=split|unmap|coalesce loads the
+#                 module with directmap=$BENCH_POLICY and runs the workload BENCH_BIN
+#                 (default build/bench/bench) with BENCH_ARGS (comma-separated options);
+#                 prints its lines.  It lives in build/bench/vm-$BENCH_POLICY, apart
+#                 from build/vm, so a bench and a check do not share an initramfs.
 #
 # The guest's console (kernel log) goes to build/vm/console.log; its results
 # come back on a second serial port to build/vm/results.log.  A guest that does
@@ -12,9 +17,19 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-mode=${1:?usage: vm.sh run|check|shell}
+mode=${1:?usage: vm.sh run|check|shell|bench}
 kdir=${KDIR:-$(bash "$top/scripts/kernel.sh" dir)}
 out=$top/build/vm
+if [ "$mode" = bench ]; then
+	bench_policy=${BENCH_POLICY:?vm.sh bench needs BENCH_POLICY}
+	bench_bin=${BENCH_BIN:-$top/build/bench/bench}
+	bench_args=${BENCH_ARGS:-}
+	case "$bench_policy$bench_args" in
+	*[!A-Za-z0-9,._-]*) die "BENCH_POLICY and BENCH_ARGS may hold only letters, digits and , . _ -" ;;
+	esac
+	[ -x "$bench_bin" ] || die "no bench program at $bench_bin (run: make bench)"
+	out=$top/build/bench/vm-$bench_policy
+fi
 root=$out/root
 VM_TIMEOUT=${VM_TIMEOUT:-300}
 VM_MEM=${VM_MEM:-3G}
@@ -32,6 +47,9 @@ cp "$busybox" "$root/bin/busybox"
 cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
 [ -x "$out/demo" ] && cp "$out/demo" "$root/bin/snp_host_demo"
+if [ "$mode" = bench ]; then
+	cp "$bench_bin" "$root/bin/snp_host_bench"
+fi
 chmod +x "$root/init"
 find "$top/build/selftests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/tests/" \; 2>/dev/null || true
 if [ -n "${EXTRA_TESTS:-}" ]; then
@@ -44,6 +62,11 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC -smp 2 -m "$VM_MEM" -no-reboot
 	-kernel "$kernel" -initrd "$out/initramfs.cpio.gz")
 # An unknown name=value on the command line reaches /init as an environment variable.
 append="console=ttyS0 panic=-1 vmmode=$mode"
+if [ "$mode" = bench ]; then
+	# nokaslr: the kernel image at the same physical place in every VM, so each
+	# policy starts from the same direct map and the pool lands alike.
+	append+=" nokaslr benchpolicy=$bench_policy benchargs=$bench_args"
+fi
 
 if [ "$mode" = shell ]; then
 	exec "${qemu[@]}" -nographic -append "$append"
@@ -77,5 +100,24 @@ run)
 	;;
 check)
 	python3 "$top/scripts/tap-summary.py" "$out/results.log" "$out/console.log"
+	;;
+bench)
+	# The same splats tap-summary.py looks for: a benchmark that oopsed measured nothing.
+	splats='BUG:|WARNING:|Oops|KASAN|KFENCE|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|lockdep|Call Trace|Kernel panic|general protection fault|RCU stall'
+	if grep -Eq "$splats" "$out/console.log"; then
+		echo "error: the kernel log of the directmap=$bench_policy run is not clean:" >&2
+		grep -E "$splats" "$out/console.log" | head -n 40 >&2
+		echo "error kernel log not clean (see $out/console.log)"
+		bench_rc=1
+	fi
+	if ! grep -q '^=== end$' "$out/results.log"; then
+		echo "error: the VM stopped before it finished (qemu exit $rc); console:" >&2
+		cat "$out/qemu.log" >&2
+		tail -n 40 "$out/console.log" >&2
+		echo "error the VM stopped before it finished"
+		bench_rc=1
+	fi
+	sed '/^=== end$/d' "$out/results.log"
+	exit "${bench_rc:-0}"
 	;;
 esac

@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turn the lines of `make bench` into a report and a picture of the direct map.
+
+usage: bench-report.py [--svg FILE] LOG...
+
+Each LOG is what one VM printed (scripts/vm.sh bench): the lines of vm/bench.c
+for one direct-map policy.  The report goes to stdout: per policy the direct
+map after each phase as /proc/meminfo, /proc/vmstat, the module's counters and
+the kernel's page-table dump see it; conversion rates of the per-page ioctls
+and of SNP_HOST_CONVERT_RANGE; every policy against `split`; and the goals of
+issue 5, each met, not met or n/a.  Rates are from one run on an emulator:
+read them as ratios, never as absolute speeds.
+
+The SVG has one strip per phase per policy: the physical address space in 2M
+cells, coloured by how the direct map maps each cell.
+
+Exit status: 0 when every policy ran completely, 1 when a run reported a
+missing piece ("missing ...") or an error, or did not finish.  An unmet goal
+is a finding, not a failure of the benchmark.
+"""
+import argparse
+import html
+import re
+import sys
+
+# The snapshots vm/bench.c takes, in order, and what they follow.
+SNAPSHOTS = [
+    ("before", "before the workload"),
+    ("phase1", "phase 1: one 4K page per region"),
+    ("phase2-page", "phase 2 via per-page ioctls"),
+    ("phase2-restored", "phase 2 returned (per page)"),
+    ("phase2", "phase 2 via CONVERT_RANGE"),
+    ("phase3", "phase 3: 2M pages"),
+    ("phase4", "phase 4: all shared"),
+]
+# The strips of the picture: the state each phase leaves.
+STRIPS = [("before", "before"), ("phase1", "phase 1"), ("phase2", "phase 2"),
+          ("phase3", "phase 3"), ("phase4", "phase 4")]
+POLICIES = ["split", "unmap", "coalesce"]
+DM_KEYS = ["DirectMap4k", "DirectMap2M", "DirectMap1G"]
+VMSTAT_KEYS = [("direct_map_level2_splits", "l2 split"),
+               ("direct_map_level3_splits", "l3 split"),
+               ("direct_map_level2_collapses", "l2 merge"),
+               ("direct_map_level3_collapses", "l3 merge")]
+MODULE_KEYS = [("dm_splits_2m", "split 2M"), ("dm_splits_1g", "split 1G"),
+               ("dm_merges_2m", "merge 2M"), ("dm_merges_1g", "merge 1G"),
+               ("dm_unmapped_pages", "unmapped"), ("tlb_flushes", "flushes")]
+CLASSES = {
+    "G": ("#1f4e79", "1G leaf"),
+    "M": ("#6baed6", "2M leaf"),
+    "K": ("#fd8d3c", "split to 4K"),
+    "H": ("#d62728", "4K, some pages not present"),
+    "N": ("#e6e6e6", "not present"),
+}
+SPLIT_CLASSES = ("K", "H")
+KV = re.compile(r"(\S+)=(\S+)")
+
+
+def kv(text):
+    """The key=value pairs of a line, values as int where they are numbers."""
+    out = {}
+    for k, v in KV.findall(text):
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
+class Run:
+    """What one VM (one policy) printed."""
+
+    def __init__(self, path):
+        self.path = path
+        self.policy = None
+        self.params = {}
+        self.status = {}
+        self.missing = []
+        self.errors = []
+        self.exit = None
+        self.snap = {}  # label -> {"meminfo": {}, "vmstat": {}, ...}
+        self.ptmap = {}  # label -> [(first, count, class)]
+        self.pool = {}  # label -> {group: {...}}
+        self.poolcells = []
+        self.rates = []
+        self.plan = {}
+        self.finished = False
+        with open(path, errors="replace") as f:
+            for line in f.read().splitlines():
+                self.parse(line)
+        if not self.policy:
+            self.policy = self.params.get("policy") or path
+
+    def at(self, label):
+        return self.snap.setdefault(label, {})
+
+    def parse(self, line):
+        word, _, rest = line.partition(" ")
+        if word == "bench":
+            self.params = kv(rest)
+            self.policy = str(self.params.get("policy"))
+        elif word == "status":
+            self.status = kv(rest)
+        elif word == "missing":
+            self.missing.append(rest)
+        elif word == "error" or line.startswith("error:"):
+            self.errors.append(rest)
+        elif word == "exit":
+            self.exit = int(rest) if rest.strip().isdigit() else rest
+        elif word == "done":
+            self.finished = True
+        elif word in ("meminfo", "vmstat", "stats", "ptdump", "dmfs"):
+            label, _, fields = rest.partition(" ")
+            self.at(label)[word] = kv(fields)
+        elif word == "ptmap":
+            label, first, count, cls = rest.split()
+            self.ptmap.setdefault(label, []).append((int(first), int(count), cls))
+        elif word == "pool":
+            label, _, fields = rest.partition(" ")
+            f = kv(fields)
+            self.pool.setdefault(label, {})[f.get("group")] = f
+        elif word == "poolcells":
+            first, count = rest.split()
+            self.poolcells.append((int(first), int(count)))
+        elif word == "rate":
+            name, _, fields = rest.partition(" ")
+            r = kv(fields)
+            r["name"] = name
+            self.rates.append(r)
+        elif word == "plan":
+            self.plan.update(kv(rest))
+
+    def value(self, label, what, key):
+        return self.snap.get(label, {}).get(what, {}).get(key)
+
+    def rate(self, name, path, nth=0):
+        found = [r for r in self.rates if r["name"] == name and r.get("path") == path]
+        return found[nth] if len(found) > nth else None
+
+    def cells(self, label):
+        """The class of every 2M cell in the snapshot, as a list."""
+        out = []
+        for first, count, cls in sorted(self.ptmap.get(label, [])):
+            out.extend([cls] * count)
+        return out
+
+    def newly_split(self, before, after):
+        """Cells split to 4K in `after` that were not in `before` (the page-table dump)."""
+        a, b = self.cells(before), self.cells(after)
+        if not a or not b:
+            return None
+        return sum(1 for i, c in enumerate(b)
+                   if c in SPLIT_CLASSES and (i >= len(a) or a[i] not in SPLIT_CLASSES))
+
+
+def per_second(r):
+    if not r or not r.get("ns"):
+        return None
+    return r["conversions"] * 1e9 / r["ns"]
+
+
+def fmt(v, width=0):
+    if v is None:
+        s = "n/a"
+    elif isinstance(v, float):
+        s = f"{v:,.0f}"
+    else:
+        s = f"{v:,}"
+    return s.rjust(width)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt_ratio(v, width=0):
+    return ("n/a" if v is None else f"{v:.2f}x").rjust(width)
+
+
+def delta(run, label, prev, what, key):
+    a, b = run.value(label, what, key), run.value(prev, what, key)
+    if a is None or b is None:
+        return None
+    return a - b
+
+
+def unmapped_pt(run, label):
+    """4K pages the page-table dump shows newly not present since "before"."""
+    a, b = run.value(label, "ptdump", "absent_4k"), run.value("before", "ptdump", "absent_4k")
+    ca, cb = run.cells(label), run.cells("before")
+    if a is None or b is None or not ca or not cb:
+        return None
+    return a - b + 512 * (ca.count("N") - cb.count("N"))
+
+
+def policy_table(run, out):
+    pol = run.status.get("policy_name", "?")
+    p = run.params
+    out.append(f"== directmap={run.policy} (the module reports policy: {pol}, "
+               f"backend {run.status.get('backend', '?')}) ==")
+    if not run.snap:
+        out.append("  no measurements")
+        return
+    out.append("  /proc/vmstat and the module's counters: changes since the row above;"
+               " everything else: values.")
+    head = (f"  {'after':<16}{'4k':>9}{'2M':>10}{'1G':>10} |"
+            + "".join(f"{name:>9}" for _, name in VMSTAT_KEYS) + " |"
+            + "".join(f"{name:>9}" for _, name in MODULE_KEYS) + " |"
+            + f"{'unmapped':>9}{'pool 4K':>8}")
+    out.append(f"  {'':<16}{'/proc/meminfo (kB)':^29} |{'/proc/vmstat':^36} |"
+               f"{'module':^54} |{'page-table dump':^17}")
+    out.append(head)
+    prev = None
+    for label, _ in SNAPSHOTS:
+        if label not in run.snap:
+            continue
+        row = f"  {label:<16}"
+        for k in DM_KEYS:
+            row += fmt(run.value(label, "meminfo", k), 9 if k == "DirectMap4k" else 10)
+        row += " |"
+        for what, keys in (("vmstat", VMSTAT_KEYS), ("stats", MODULE_KEYS)):
+            for k, _ in keys:
+                if k == "dm_unmapped_pages":
+                    row += fmt(run.value(label, what, k), 9)
+                elif prev:
+                    row += fmt(delta(run, label, prev, what, k), 9)
+                else:
+                    row += ("-" if run.value(label, what, k) is not None else "n/a").rjust(9)
+            row += " |"
+        row += fmt(unmapped_pt(run, label), 9)
+        g = run.pool.get(label, {}).get("all", {})
+        split = (g.get("K", 0) + g.get("H", 0)) if g else None
+        row += fmt(split, 8)
+        out.append(row)
+        prev = label
+    out.append("  unmapped: 4K pages the module says are out of the direct map now, and the"
+               " pages the page-table dump shows newly not present (4K entries + 512 per 2M);")
+    out.append(f"  pool 4K: pool regions the page-table dump shows split to 4K"
+               f" (of {p.get('regions', '?')}).")
+    dm = [run.snap[l].get("dmfs") for l, _ in SNAPSHOTS if run.snap.get(l, {}).get("dmfs")]
+    if dm:
+        bad = sum(d.get("disagree_ptdump", 0) for d in dm)
+        out.append(f"  debugfs directmap against the page-table dump: {bad} disagreeing lines"
+                   f" over {len(dm)} snapshots")
+
+
+def rate_rows(run):
+    return [
+        ("per-page private (phase 1, new splits)", per_second(run.rate("phase1", "page"))),
+        ("per-page private (phase 2)", per_second(run.rate("phase2", "page"))),
+        ("per-page shared (phase 2 back)", per_second(run.rate("phase2-restore", "page"))),
+        ("range private (phase 2)", per_second(run.rate("phase2", "range"))),
+        ("range shared (phase 4, phase 2's runs)", per_second(run.rate("phase4-runs", "range"))),
+        ("2M private, per page (phase 3)", per_second(run.rate("phase3", "page"))),
+        ("2M shared, range (phase 4)", per_second(run.rate("phase4-2m", "range"))),
+    ]
+
+
+def rates_table(runs, out):
+    base = runs.get("split")
+    names = [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]
+    out.append("== conversions per second (one run under QEMU/TCG: compare ratios, not values) ==")
+    out.append("  " + f"{'':<40}" + "".join(f"{n:>22}" for n in names))
+    base_rows = dict(rate_rows(base)) if base else {}
+    for i, (what, _) in enumerate(rate_rows(next(iter(runs.values())))):
+        row = f"  {what:<40}"
+        for n in names:
+            v = rate_rows(runs[n])[i][1]
+            cell = fmt(v)
+            if n != "split" and base:
+                cell += f" ({fmt_ratio(ratio(v, base_rows.get(what)))})"
+            row += cell.rjust(22)
+        out.append(row)
+    out.append("  (ratio) is against the same path under split.")
+    if base:
+        ref = per_second(base.rate("phase2", "page"))
+        row = f"  {'range private / split per-page private':<40}"
+        for n in names:
+            row += fmt_ratio(ratio(per_second(runs[n].rate("phase2", "range")), ref), 22)
+        out.append(row)
+    row = f"  {'range private / per-page private, same VM':<40}"
+    for n in names:
+        row += fmt_ratio(ratio(per_second(runs[n].rate("phase2", "range")),
+                               per_second(runs[n].rate("phase2", "page"))), 22)
+    out.append(row)
+    # A second per-page pass happens when CONVERT_RANGE is missing: the noise of one run.
+    for n in names:
+        a, b = runs[n].rate("phase2", "page"), runs[n].rate("phase2", "page", 1)
+        if a and b:
+            out.append(f"  {n}: phase 2 went through the per-page path twice (no CONVERT_RANGE);"
+                       f" second pass / first = {fmt_ratio(ratio(per_second(b), per_second(a)))}"
+                       " (run-to-run noise)")
+
+
+def versus_split(runs, out):
+    base = runs.get("split")
+    if not base:
+        return
+    out.append("== every policy against split (value, ratio to split) ==")
+    metrics = [
+        ("DirectMap4k after phase 2 (kB)", lambda r: r.value("phase2", "meminfo", "DirectMap4k")),
+        ("DirectMap4k after phase 4 (kB)", lambda r: r.value("phase4", "meminfo", "DirectMap4k")),
+        ("DirectMap2M after phase 4 (kB)", lambda r: r.value("phase4", "meminfo", "DirectMap2M")),
+        ("2M splits, whole workload (vmstat)",
+         lambda r: delta(r, "phase4", "before", "vmstat", "direct_map_level2_splits")),
+        ("2M merges, whole workload (vmstat)",
+         lambda r: delta(r, "phase4", "before", "vmstat", "direct_map_level2_collapses")),
+        ("pool regions at 4K after phase 4 (ptdump)",
+         lambda r: (lambda g: g and g.get("K", 0) + g.get("H", 0))(
+             r.pool.get("phase4", {}).get("all"))),
+        ("TLB flushes, whole workload (module)",
+         lambda r: delta(r, "phase4", "before", "stats", "tlb_flushes")),
+        ("per-page private conversions/s", lambda r: per_second(r.rate("phase2", "page"))),
+        ("range private conversions/s", lambda r: per_second(r.rate("phase2", "range"))),
+    ]
+    names = [p for p in POLICIES if p in runs]
+    out.append("  " + f"{'':<42}" + "".join(f"{n:>24}" for n in names))
+    for what, get in metrics:
+        b = get(base)
+        row = f"  {what:<42}"
+        for n in names:
+            v = get(runs[n])
+            row += (fmt(v) + " (" + fmt_ratio(ratio(v, b)) + ")").rjust(24)
+        out.append(row)
+
+
+def goals(runs, out):
+    out.append("== goals of issue 5 ==")
+    met = total = 0
+
+    def say(name, verdict, why):
+        nonlocal met, total
+        total += 1
+        met += verdict == "MET"
+        out.append(f"  [{verdict}] {name}")
+        for w in why:
+            out.append(f"      {w}")
+
+    c = runs.get("coalesce")
+    # 1. coalesce: DirectMap* back to the values before the workload.
+    name = "coalesce: after phase 4 DirectMap4k/2M/1G equal their values before the workload"
+    if not c or "phase4" not in c.snap:
+        say(name, "n/a", ["no complete coalesce run"])
+    else:
+        b = [c.value("before", "meminfo", k) for k in DM_KEYS]
+        a = [c.value("phase4", "meminfo", k) for k in DM_KEYS]
+        ok = a == b and None not in a
+        why = [f"before {b}, after phase 4 {a} (kB)"]
+        cb, ca = c.cells("before"), c.cells("phase4")
+        if cb and ca:
+            differ = sum(1 for x, y in zip(cb, ca) if x != y) + abs(len(cb) - len(ca))
+            why.append(f"page-table dump: {differ} 2M cells mapped differently than before")
+        if not c.status.get("directmap_policy"):
+            say(name, "n/a", why + ["the module ignored directmap=coalesce"])
+        else:
+            say(name, "MET" if ok else "NOT MET", why)
+
+    # 2. phase 1 splits exactly the regions that hold a private 4K page.
+    for pol in [p for p in POLICIES if p in runs]:
+        r = runs[pol]
+        name = (f"{pol}: phase 1 splits as many 2M regions as hold a private 4K page"
+                + (" (the goal is coalesce's)" if pol != "coalesce" else ""))
+        g = r.pool.get("phase1", {}).get("priv4k")
+        if not g:
+            say(name, "n/a", ["no page-table dump of phase 1"])
+            continue
+        minimum = g["regions"] - g.get("was_split", 0)
+        vm = delta(r, "phase1", "before", "vmstat", "direct_map_level2_splits")
+        mod = delta(r, "phase1", "before", "stats", "dm_splits_2m")
+        pt = r.newly_split("before", "phase1")
+        why = [f"minimum {minimum} ({g['regions']} regions with a private 4K page,"
+               f" {g.get('was_split', 0)} already at 4K before); split: vmstat {fmt(vm)},"
+               f" module {fmt(mod)}, page-table dump {fmt(pt)} newly 4K cells"]
+        counts = [x for x in (vm, mod, pt) if x is not None]
+        if vm is None or not r.status.get("directmap_policy"):
+            verdict = "n/a"
+            why.append("needs the vmstat counters and the module's direct-map policy")
+        else:
+            verdict = "MET" if all(x == minimum for x in counts) else "NOT MET"
+        if pol == "coalesce":
+            say(name, verdict, why)
+        else:
+            out.append(f"  [info: {verdict}] {name}")
+            out.extend(f"      {w}" for w in why)
+
+    # 3. phase 3 splits no 2M region.
+    for pol in [p for p in POLICIES if p in runs]:
+        r = runs[pol]
+        name = (f"{pol}: phase 3 (2M private pages) splits no 2M region"
+                + (" (the goal is coalesce's)" if pol != "coalesce" else ""))
+        vm = delta(r, "phase3", "phase2", "vmstat", "direct_map_level2_splits")
+        mod = delta(r, "phase3", "phase2", "stats", "dm_splits_2m")
+        pt = r.newly_split("phase2", "phase3")
+        h = r.pool.get("phase3", {}).get("huge", {})
+        huge4k = h.get("K", 0) + h.get("H", 0) if h else None
+        why = [f"2M splits: vmstat {fmt(vm)}, module {fmt(mod)}, page-table dump {fmt(pt)}"
+               f" newly 4K cells; 2M-private regions mapped at 4K: {fmt(huge4k)}"
+               f" (absent: {fmt(h.get('N') if h else None)}, 2M: {fmt(h.get('M') if h else None)},"
+               f" in 1G: {fmt(h.get('G') if h else None)})"]
+        if vm is None or not r.status.get("directmap_policy"):
+            verdict = "n/a"
+            why.append("needs the vmstat counters and the module's direct-map policy")
+        else:
+            ok = all(x == 0 for x in (vm, mod, pt, huge4k) if x is not None)
+            verdict = "MET" if ok else "NOT MET"
+        if pol == "coalesce":
+            say(name, verdict, why)
+        else:
+            out.append(f"  [info: {verdict}] {name}")
+            out.extend(f"      {w}" for w in why)
+
+    # 4. CONVERT_RANGE at least 2x the split policy's per-page path.
+    name = "CONVERT_RANGE (coalesce) >= 2x split's per-page path, to private (phase 2)"
+    s = runs.get("split")
+    ref = per_second(s.rate("phase2", "page")) if s else None
+    got = per_second(c.rate("phase2", "range")) if c else None
+    x = ratio(got, ref)
+    why = [f"split per-page {fmt(ref)}/s, coalesce range {fmt(got)}/s: {fmt_ratio(x)}"]
+    ref_sh = per_second(s.rate("phase2-restore", "page")) if s else None
+    got_sh = per_second(c.rate("phase4-runs", "range")) if c else None
+    why.append(f"to shared (not part of the goal): split per-page {fmt(ref_sh)}/s,"
+               f" coalesce range {fmt(got_sh)}/s: {fmt_ratio(ratio(got_sh, ref_sh))}")
+    if x is None or not (s and s.status.get("directmap_policy")):
+        say(name, "n/a", why + ["needs CONVERT_RANGE and the split policy"])
+    else:
+        say(name, "MET" if x >= 2 else "NOT MET", why)
+    out.append(f"  {met} of {total} goals met")
+
+
+# The picture.
+CELL_W = 1
+STRIP_H = 16
+LABEL_W = 190
+RIGHT_W = 300
+
+
+def svg(runs, path):
+    names = [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]
+    ncells = max([sum(c for _, c, _ in m) for r in runs.values() for m in r.ptmap.values()]
+                 + [1])
+    width = LABEL_W + ncells * CELL_W + RIGHT_W
+    y = 58
+    parts = []
+    esc = html.escape
+
+    def text(x, yy, s, size=12, anchor="start", weight="normal"):
+        parts.append(f'<text x="{x}" y="{yy}" font-size="{size}" text-anchor="{anchor}"'
+                     f' font-weight="{weight}">{esc(s)}</text>')
+
+    first = next(iter(runs.values()))
+    p = first.params
+    text(10, 20, "snp_host: the kernel direct map per policy and phase, from"
+         " /sys/kernel/debug/page_tables/kernel", 15, weight="bold")
+    text(10, 38, f"one column per 2M of physical memory ({ncells} x 2M);"
+         f" pool {p.get('pool_mb', '?')} MiB, seed {p.get('seed', '?')};"
+         " the black bar under a policy's name marks where its pool lies", 12)
+    # Axis: a tick per GiB.
+    for gib in range(0, ncells * 2 // 1024 + 1):
+        x = LABEL_W + gib * 512 * CELL_W
+        parts.append(f'<line x1="{x}" y1="{y - 6}" x2="{x}" y2="{y}" stroke="#000"/>')
+        text(x, y - 8, f"{gib} GiB", 10, "middle")
+    for n in names:
+        r = runs[n]
+        y += 8
+        text(10, y + 12, f"directmap={n}", 13, weight="bold")
+        if not r.status.get("directmap_policy"):
+            text(10, y + 26, "(module ignored the policy)", 10)
+        for first_cell, count in r.poolcells:
+            parts.append(f'<rect x="{LABEL_W + first_cell * CELL_W}" y="{y + 2}"'
+                         f' width="{count * CELL_W}" height="4" fill="#000"/>')
+        y += 8
+        for label, title in STRIPS:
+            text(LABEL_W - 8, y + STRIP_H - 4, title, 11, "end")
+            runs_ = r.ptmap.get(label)
+            if not runs_:
+                parts.append(f'<rect x="{LABEL_W}" y="{y}" width="{ncells * CELL_W}"'
+                             f' height="{STRIP_H}" fill="none" stroke="#999"'
+                             ' stroke-dasharray="4 3"/>')
+                text(LABEL_W + 6, y + STRIP_H - 4, "no page-table dump for this phase", 11)
+            else:
+                for first_cell, count, cls in runs_:
+                    colour = CLASSES.get(cls, ("#ff00ff", "?"))[0]
+                    parts.append(f'<rect x="{LABEL_W + first_cell * CELL_W}" y="{y}"'
+                                 f' width="{count * CELL_W}" height="{STRIP_H}" fill="{colour}">'
+                                 f'<title>{esc(n)} {esc(title)}: cells {first_cell}..'
+                                 f'{first_cell + count - 1} {esc(CLASSES.get(cls, ("", cls))[1])}'
+                                 '</title></rect>')
+            dm = r.snap.get(label, {}).get("meminfo", {})
+            if dm:
+                text(LABEL_W + ncells * CELL_W + 8, y + STRIP_H - 4,
+                     "4k " + fmt(dm.get("DirectMap4k")) + " kB, 2M "
+                     + fmt(dm.get("DirectMap2M")) + ", 1G " + fmt(dm.get("DirectMap1G")), 10)
+            y += STRIP_H + 3
+        y += 10
+    # Legend.
+    x = LABEL_W
+    for cls, (colour, what) in CLASSES.items():
+        parts.append(f'<rect x="{x}" y="{y}" width="14" height="14" fill="{colour}"'
+                     ' stroke="#555"/>')
+        text(x + 18, y + 12, what, 11)
+        x += 40 + 7 * len(what)
+    y += 30
+    with open(path, "w") as f:
+        f.write(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}"'
+                f' viewBox="0 0 {width} {y}" font-family="sans-serif"'
+                ' shape-rendering="crispEdges">\n')
+        f.write(f'<rect width="{width}" height="{y}" fill="#fff"/>\n')
+        f.write("\n".join(parts))
+        f.write("\n</svg>\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--svg", help="write the picture of the direct map here")
+    ap.add_argument("logs", nargs="+")
+    args = ap.parse_args()
+    runs = {}
+    for path in args.logs:
+        r = Run(path)
+        runs[r.policy] = r
+    out = []
+    first = next(iter(runs.values()))
+    p = first.params
+    out.append("snp_host direct-map benchmark (make bench)")
+    out.append(f"  seed {p.get('seed', '?')}, pool {p.get('pool_mb', '?')} MiB"
+               f" ({p.get('regions', '?')} THP-backed 2M regions, {p.get('kept', '?')} kept for"
+               f" phase 3); phase 2 to {p.get('percent', '?')}% of the pool's pages in random runs"
+               f" of 1..{p.get('max_run', '?')} pages ({first.plan.get('runs', '?')} runs,"
+               f" mean {first.plan.get('mean_run', '?')})")
+    out.append("  timing: phase 2 runs twice from the same state, per-page ioctls first, then"
+               " (after returning the pages per page) one CONVERT_RANGE per run;")
+    out.append("  to shared: the per-page return of phase 2 against phase 4's CONVERT_RANGE"
+               " of the same runs.")
+    bad = False
+    for n, r in runs.items():
+        problems = [f"missing {m}" for m in dict.fromkeys(r.missing)]
+        problems += [f"error {e}" for e in r.errors]
+        if not r.finished:
+            problems.append("the workload did not finish")
+        if r.exit not in (0, None) and not r.missing and not r.errors:
+            problems.append(f"the workload exited with {r.exit}")
+        if problems:
+            bad = True
+            out.append(f"  INCOMPLETE directmap={n}:")
+            out.extend(f"    {x}" for x in problems)
+    for n in [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]:
+        out.append("")
+        policy_table(runs[n], out)
+    out.append("")
+    rates_table(runs, out)
+    out.append("")
+    versus_split(runs, out)
+    out.append("")
+    goals(runs, out)
+    if args.svg:
+        svg(runs, args.svg)
+        out.append("")
+        out.append(f"picture: {args.svg}")
+    if bad:
+        out.append("")
+        out.append("INCOMPLETE: a run lacked a piece of issue 5 or failed (see above);"
+                   " n/a marks what it could not measure.")
+    print("\n".join(out))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
