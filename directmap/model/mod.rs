@@ -3,8 +3,12 @@
 //! Geometry of the kernel direct map: mapping levels and the regions they cover.
 //!
 //! The direct map maps all RAM at 4K, 2M or 1G granularity. Which region a
-//! page belongs to at each level is what the split and merge planning (the
-//! direct-map issue) reasons about; this file states that arithmetic once.
+//! page belongs to at each level is what the split and merge planning in
+//! [`plan`] reasons about; this file states that arithmetic once.
+
+pub mod plan;
+
+pub use self::plan::{Error, Flush, FlushBatch, Policy, Prepare, Region, Release, Transitions};
 
 /// The size of one direct-map leaf.
 ///
