@@ -17,7 +17,7 @@ mod tests {
     // compiles them (kernel target, kernel flags).
     #[test]
     fn error_code_rmp_bit() {
-        let code = ErrorCode::new(0x8000_0003);
+        let code = ErrorCode::from_raw(0x8000_0003);
         assert!(code.rmp() && code.write() && code.present() && !code.user());
     }
 

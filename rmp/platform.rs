@@ -2,41 +2,9 @@
 
 //! Discovery of SEV-SNP on this host and the choice of RMP backend.
 
+use super::model::MemEncryptFeatures;
 use crate::kernel_ext::{coco, cpu};
 use kernel::prelude::*;
-
-/// Declares the CPUID 0x8000001f EAX feature bits once, with their bit numbers.
-macro_rules! mem_encrypt_bits {
-    ($($(#[$doc:meta])* $name:ident = $bit:literal;)*) => {
-        /// Feature bits of CPUID 0x8000001f EAX.
-        #[derive(Clone, Copy, Debug, Default)]
-        pub(crate) struct MemEncryptFeatures(u32);
-
-        impl MemEncryptFeatures {
-            $(
-                $(#[$doc])*
-                pub(crate) const fn $name(self) -> bool {
-                    self.0 & (1 << $bit) != 0
-                }
-            )*
-        }
-    };
-}
-
-mem_encrypt_bits! {
-    /// Secure Memory Encryption.
-    sme = 0;
-    /// Secure Encrypted Virtualization.
-    sev = 1;
-    /// SEV with encrypted register state.
-    sev_es = 3;
-    /// SEV Secure Nested Paging: the CPU has an RMP.
-    snp = 4;
-    /// The RMPREAD instruction returns an architectural view of an RMP entry.
-    rmpread = 21;
-    /// The RMP may be split into segments (RMP_CFG).
-    segmented_rmp = 23;
-}
 
 /// Which implementation of the RMP instructions the module drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +45,7 @@ impl Platform {
     pub(crate) fn detect() -> Self {
         let leaf = cpu::mem_encrypt();
         Platform {
-            features: MemEncryptFeatures(leaf.map_or(0, |l| l.eax)),
+            features: MemEncryptFeatures::from_raw(leaf.map_or(0, |l| l.eax).into()),
             has_leaf: leaf.is_some(),
             host_snp: coco::host_sev_snp(),
             guests: leaf.map_or(0, |l| l.ecx),

@@ -7,66 +7,41 @@
 //! decisions built on it (split, retry, SIGBUS, report) belong to the fault
 //! issue; this file is the one statement of the bit layout.
 
-/// Declares the single-bit flags of [`ErrorCode`], once, with their bit numbers.
-macro_rules! error_code_bits {
-    ($($(#[$doc:meta])* $name:ident = $bit:literal;)*) => {
-        impl ErrorCode {
-            $(
-                $(#[$doc])*
-                pub const fn $name(self) -> bool {
-                    self.0 & (1 << $bit) != 0
-                }
-            )*
-        }
-    };
-}
+use crate::rmp::model::bits::bitfield;
 
-/// A page-fault error code as the CPU reports it.
-///
-/// # Examples
-///
-/// ```
-/// use snp_host_model::fault::model::ErrorCode;
-///
-/// // A user-mode write that failed the RMP check.
-/// let code = ErrorCode::new((1 << 31) | (1 << 2) | (1 << 1) | 1);
-/// assert!(code.rmp() && code.write() && code.user() && code.present());
-/// assert!(!ErrorCode::new(0b10).rmp());
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ErrorCode(u64);
-
-impl ErrorCode {
-    /// Wraps the raw error code of a page fault.
-    pub const fn new(raw: u64) -> Self {
-        Self(raw)
+bitfield! {
+    /// A page-fault error code as the CPU reports it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use snp_host_model::fault::model::ErrorCode;
+    ///
+    /// // A user-mode write that failed the RMP check.
+    /// let code = ErrorCode::from_raw((1 << 31) | (1 << 2) | (1 << 1) | 1);
+    /// assert!(code.rmp() && code.write() && code.user() && code.present());
+    /// assert!(!ErrorCode::from_raw(0b10).rmp());
+    /// ```
+    pub struct ErrorCode {
+        /// The page was present: a protection or RMP violation, not a missing page.
+        0:0 present, with_present: bool;
+        /// The access was a write.
+        1:1 write, with_write: bool;
+        /// The access came from user mode.
+        2:2 user, with_user: bool;
+        /// A reserved bit was set in a paging-structure entry.
+        3:3 reserved_bit, with_reserved_bit: bool;
+        /// The access was an instruction fetch.
+        4:4 instruction, with_instruction: bool;
+        /// A protection-key check failed.
+        5:5 protection_key, with_protection_key: bool;
+        /// The access was a shadow-stack access.
+        6:6 shadow_stack, with_shadow_stack: bool;
+        /// The fault came from an SGX access-control check.
+        15:15 sgx, with_sgx: bool;
+        /// The access failed the SEV-SNP RMP check (`X86_PF_RMP`).
+        31:31 rmp, with_rmp: bool;
     }
-
-    /// Returns the raw error code.
-    pub const fn raw(self) -> u64 {
-        self.0
-    }
-}
-
-error_code_bits! {
-    /// The page was present: a protection or RMP violation, not a missing page.
-    present = 0;
-    /// The access was a write.
-    write = 1;
-    /// The access came from user mode.
-    user = 2;
-    /// A reserved bit was set in a paging-structure entry.
-    reserved_bit = 3;
-    /// The access was an instruction fetch.
-    instruction = 4;
-    /// A protection-key check failed.
-    protection_key = 5;
-    /// The access was a shadow-stack access.
-    shadow_stack = 6;
-    /// The fault came from an SGX access-control check.
-    sgx = 15;
-    /// The access failed the SEV-SNP RMP check (`X86_PF_RMP`).
-    rmp = 31;
 }
 
 #[cfg(test)]
@@ -90,10 +65,10 @@ mod tests {
         ];
         for (bit, _) in bits {
             for (other, get) in bits {
-                assert_eq!(get(ErrorCode::new(1 << bit)), bit == other);
-                assert_eq!(get(ErrorCode::new(!(1 << bit))), bit != other);
+                assert_eq!(get(ErrorCode::from_raw(1 << bit)), bit == other);
+                assert_eq!(get(ErrorCode::from_raw(!(1 << bit))), bit != other);
             }
         }
-        assert_eq!(ErrorCode::new(0x8000_0007).raw(), 0x8000_0007);
+        assert_eq!(ErrorCode::from_raw(0x8000_0007).raw(), 0x8000_0007);
     }
 }

@@ -75,6 +75,9 @@ pub const fn mask(hi: u32, lo: u32) -> u64 {
 
 /// Declares a 64-bit hardware word and its fields.
 ///
+/// Usable anywhere in the crate (`crate::rmp::model::bits::bitfield`): the same path
+/// exists in the module and in the host crate.
+///
 /// Each row `hi:lo getter, setter: Type;` declares the field spanning bits `hi` down to
 /// `lo`, a getter returning it as `Type` and a builder returning a copy of the word
 /// with the field replaced (bits of the value beyond the field's width are dropped, so
@@ -111,9 +114,9 @@ macro_rules! bitfield {
                 $(#[$fattr])*
                 $vis fn $get(self) -> $fty {
                     const _: () = assert!($hi >= $lo && $hi < 64);
-                    const _: () = assert!($hi - $lo < <$fty as super::bits::Field>::BITS);
-                    <$fty as super::bits::Field>::from_bits(
-                        (self.0 & super::bits::mask($hi, $lo)) >> $lo,
+                    const _: () = assert!($hi - $lo < <$fty as $crate::rmp::model::bits::Field>::BITS);
+                    <$fty as $crate::rmp::model::bits::Field>::from_bits(
+                        (self.0 & $crate::rmp::model::bits::mask($hi, $lo)) >> $lo,
                     )
                 }
 
@@ -121,8 +124,8 @@ macro_rules! bitfield {
                                 stringify!($hi), ":", stringify!($lo), ") set to `value`.")]
                 #[must_use]
                 $vis fn $set(self, value: $fty) -> Self {
-                    let mask = super::bits::mask($hi, $lo);
-                    let bits = <$fty as super::bits::Field>::into_bits(value);
+                    let mask = $crate::rmp::model::bits::mask($hi, $lo);
+                    let bits = <$fty as $crate::rmp::model::bits::Field>::into_bits(value);
                     Self((self.0 & !mask) | ((bits << $lo) & mask))
                 }
             )*
@@ -139,4 +142,4 @@ macro_rules! bitfield {
     };
 }
 
-pub(super) use bitfield;
+pub(crate) use bitfield;

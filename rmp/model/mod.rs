@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod bits;
+pub mod cpuid;
 pub mod emulated;
 pub mod entry;
 pub mod error;
@@ -34,6 +35,7 @@ pub use self::access::{
     HostFault,
     MapSize, //
 };
+pub use self::cpuid::MemEncryptFeatures;
 pub use self::emulated::Emulated;
 pub use self::entry::{
     DecodeError,
