@@ -132,7 +132,9 @@ macro_rules! choice_param {
             static PARAM: ::kernel::module_param::KernelParam =
                 ::kernel::module_param::KernelParam::new(::kernel::bindings::kernel_param {
                     name: ::kernel::str::as_char_ptr_in_const_context(
-                        match ::core::ffi::CStr::from_bytes_with_nul(concat!($name, "\0").as_bytes()) {
+                        match ::core::ffi::CStr::from_bytes_with_nul(
+                            concat!($name, "\0").as_bytes(),
+                        ) {
                             Ok(s) => s,
                             Err(_) => panic!("parameter name"),
                         },

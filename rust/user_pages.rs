@@ -132,7 +132,11 @@ pub(crate) fn current_pfn(hva: usize) -> Result<u64> {
     // SAFETY: `page` has room for one pointer; no lock is needed for the fast variant.
     let n = unsafe { bindings::pin_user_pages_fast(hva, 1, 0, &mut page) };
     if n != 1 {
-        return Err(if n < 0 { Error::from_errno(n as i32) } else { EFAULT });
+        return Err(if n < 0 {
+            Error::from_errno(n as i32)
+        } else {
+            EFAULT
+        });
     }
     let page = NonNull::new(page).ok_or(EFAULT)?;
     // INVARIANT: `pin_user_pages_fast()` took one pin of `page`; dropping releases it.

@@ -103,17 +103,42 @@ series_state() {
 	done
 }
 
-# A finished tree of this variant whose applied patches are a prefix of ours, if any.
+# The newest finished tree of this variant that ours can start from: one whose
+# applied patches are a prefix of ours, or which kept copies of the patches
+# where the series differ, so that it can revert them. Prints "dir keep", keep
+# being the number of leading patches both have in common.
 reusable_tree() {
-	local want d have
+	local want d have keep
 	want=$(series_state)
 	for d in $(ls -dt "${1%-*}"-* 2>/dev/null); do
 		[[ ${d#"${1%-*}"-} =~ ^[0-9a-f]{16}$ ]] && [ -f "$d/.snp-host-built" ] || continue
 		have=$(cat "$d/.snp-host-series" 2>/dev/null) || continue
-		if [ -z "$have" ] || [ "${want#"$have"}" != "$want" ]; then
-			echo "$d"
+		keep=$(common_prefix "$have" "$want")
+		if [ "$keep" = "$(grep -c . <<<"$have")" ] || [ -d "$d/.snp-host-patches" ]; then
+			echo "$d $keep"
 			return
 		fi
+	done
+}
+
+# How many leading lines two series states share.
+common_prefix() {
+	local n=0 a b
+	while IFS= read -r a && IFS= read -r b <&3; do
+		[ "$a" = "$b" ] || break
+		n=$((n + 1))
+	done <<<"$1" 3<<<"$2"
+	echo "$n"
+}
+
+# Reverts, newest first, the patches of tree $1 after the first $2 (from its copies).
+revert_tail() {
+	local dir=$1 keep=$2 names
+	mapfile -t names < <(cut -d' ' -f1 "$dir/.snp-host-series" | tail -n +"$((keep + 1))")
+	for ((i = ${#names[@]} - 1; i >= 0; i--)); do
+		note "reverting ${names[i]} (changed or dropped since that tree was built)"
+		patch -d "$dir" -p1 -R -s -f <"$dir/.snp-host-patches/${names[i]}" ||
+			die "cannot revert ${names[i]} in $dir"
 	done
 }
 
@@ -159,14 +184,15 @@ build() {
 	# An interrupted build resumes in place: same key, same inputs, make is incremental.
 	if [ ! -f "$dir/Makefile" ]; then
 		rm -rf "$dir"
-		local base
-		base=$(reusable_tree "$dir")
+		local base keep
+		read -r base keep < <(reusable_tree "$dir")
 		if [ -n "$base" ]; then
-			# Appending a patch or changing the config: start from a finished
-			# tree whose applied series is a prefix of ours; make rebuilds what changed.
-			note "starting from $(basename "$base") (its patches are a prefix of ours)"
+			# A changed patch or config: start from a finished tree, revert the
+			# patches that differ, apply ours; make rebuilds only what changed.
+			note "starting from $(basename "$base") ($keep patches in common)"
 			cp -a "$base" "$dir"
 			rm -f "$dir/.snp-host-built"
+			revert_tail "$dir" "$keep"
 		else
 			tarball=$(fetch_source)
 			note "unpacking $(basename "$tarball")"
@@ -176,6 +202,10 @@ build() {
 	fi
 	bash "$top/scripts/apply-patches.sh" "$dir"
 	series_state >"$dir/.snp-host-series"
+	# Keep what was applied, so that a later series can revert it (reusable_tree).
+	rm -rf "$dir/.snp-host-patches"
+	mkdir -p "$dir/.snp-host-patches"
+	series_files | tail -n +2 | xargs -r cp -t "$dir/.snp-host-patches"
 	local vars
 	mapfile -t vars < <(kmake_vars)
 	local km=(make -C "$dir" -s "${vars[@]}")

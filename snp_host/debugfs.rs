@@ -6,6 +6,8 @@
 //! - `rmp`: one line per RMP entry the module knows of (every page it assigned
 //!   or leaked): `0x<pfn> <4K|2M> assigned=.. asid=.. gpa=0x.. immutable=.. validated=..`.
 //! - `lookup`: write a PFN (decimal or `0x` hex), read its entry in the same format.
+//! - `directmap`: one line per 2M region the module touched:
+//!   `0x<first pfn> <4K|2M|1G> private=<n>` (its current mapping size, its guest pages).
 
 use crate::dev::Shared;
 use crate::rmp::model::PageSize;
@@ -26,7 +28,11 @@ fn entry_line(shared: &Shared, pfn: u64, f: &mut fmt::Formatter<'_>) -> fmt::Res
             f,
             "{:#x} {} assigned={} asid={} gpa={:#x} immutable={} validated={}",
             pfn,
-            if r.page_size() == PageSize::Size2M { "2M" } else { "4K" },
+            if r.page_size() == PageSize::Size2M {
+                "2M"
+            } else {
+                "4K"
+            },
             u8::from(r.assigned()),
             r.asid(),
             r.gpa(),
@@ -46,10 +52,19 @@ fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "rmp_end: {:#x}", st.rmp_end)?;
     writeln!(f, "max_pfn: {:#x}", st.max_pfn)?;
     writeln!(f, "rmpread: {}", st.flags & crate::uapi::FLAG_RMPREAD != 0)?;
-    writeln!(f, "segmented: {}", st.flags & crate::uapi::FLAG_SEGMENTED_RMP != 0)?;
+    writeln!(
+        f,
+        "segmented: {}",
+        st.flags & crate::uapi::FLAG_SEGMENTED_RMP != 0
+    )?;
     writeln!(f, "max_asid: {}", s.max_asid)?;
+    writeln!(f, "directmap: {}", crate::DIRECTMAP.name())?;
     if let Some(hw) = s.backend.hardware() {
-        let how = if hw.uses_rmpread() { "RMPREAD" } else { "the mapped table" };
+        let how = if hw.uses_rmpread() {
+            "RMPREAD"
+        } else {
+            "the mapped table"
+        };
         writeln!(f, "entries read with: {}", how)?;
     }
     writeln!(f, "private_4k: {}", stats.private_4k)?;
@@ -59,7 +74,17 @@ fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "psmash: {}", stats.psmash)?;
     writeln!(f, "transient_retries: {}", stats.transient_retries)?;
     writeln!(f, "failures: {}", stats.failures)?;
-    writeln!(f, "leaked_pages: {}", stats.leaked_pages)
+    writeln!(f, "leaked_pages: {}", stats.leaked_pages)?;
+    writeln!(f, "dm_splits_2m: {}", stats.dm_splits_2m)?;
+    writeln!(f, "dm_splits_1g: {}", stats.dm_splits_1g)?;
+    writeln!(f, "dm_merges_2m: {}", stats.dm_merges_2m)?;
+    writeln!(f, "dm_merges_1g: {}", stats.dm_merges_1g)?;
+    writeln!(f, "dm_unmapped_pages: {}", stats.dm_unmapped_pages)?;
+    writeln!(f, "tlb_flushes: {}", stats.tlb_flushes)
+}
+
+fn write_directmap(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    s.directmap.write_regions(f)
 }
 
 fn write_rmp(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,6 +127,7 @@ fn read_lookup(l: &Lookup, reader: &mut UserSliceReader) -> Result {
 pub(crate) struct Debugfs {
     _status: Pin<KBox<File<Arc<Shared>>>>,
     _rmp: Pin<KBox<File<Arc<Shared>>>>,
+    _directmap: Pin<KBox<File<Arc<Shared>>>>,
     _lookup: Pin<KBox<File<Lookup>>>,
     _dir: Dir,
 }
@@ -118,6 +144,10 @@ impl Debugfs {
             dir.read_callback_file(c"rmp", shared.clone(), &write_rmp),
             GFP_KERNEL,
         )?;
+        let directmap = KBox::pin_init(
+            dir.read_callback_file(c"directmap", shared.clone(), &write_directmap),
+            GFP_KERNEL,
+        )?;
         let lookup = Lookup {
             shared: shared.clone(),
             pfn: AtomicU64::new(0),
@@ -129,6 +159,7 @@ impl Debugfs {
         Ok(Self {
             _status: status,
             _rmp: rmp,
+            _directmap: directmap,
             _lookup: lookup,
             _dir: dir,
         })

@@ -8,9 +8,17 @@
 //! page leaked); holding its lock makes "is this page free? then assign it"
 //! one step across files and processes.
 //!
-//! Lock order: a file's `pages`, then `Shared::registry`, then the backend's own
-//! lock. All are mutexes: every path here may sleep, and none runs in atomic context.
+//! Conversions run in batches (one page for the per-page ioctls, a run of pages
+//! for `SNP_HOST_CONVERT_RANGE`): every page of a batch is pinned and checked,
+//! then removed from the direct map, then the TLB is flushed once, then the
+//! RMP changes; returning pages reverses the order and merges emptied
+//! direct-map regions once per batch.
+//!
+//! Lock order: a file's `pages`, then `Shared::registry`, then the direct map's
+//! region lock, then the backend's own lock. All are mutexes: every path here
+//! may sleep, and none runs in atomic context.
 
+use crate::directmap::{self, DirectMap};
 use crate::kernel_ext::{
     cred,
     user_pages::{self, PinnedPage},
@@ -64,11 +72,18 @@ pub(crate) struct Shared {
     /// Every page assigned through this module, and every page leaked, by PFN.
     #[pin]
     pub(crate) registry: Mutex<RBTree<u64, PageSize>>,
+    /// The direct map around guest-owned pages.
+    #[pin]
+    pub(crate) directmap: DirectMap,
 }
 
 impl Shared {
     /// Sets up the shared state around `backend`.
-    pub(crate) fn new(platform: Platform, backend: Arc<Backend>) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        platform: Platform,
+        backend: Arc<Backend>,
+        policy: directmap::model::Policy,
+    ) -> Result<Arc<Self>> {
         // SNP guests use ASIDs 1 .. min_sev_asid - 1; without the CPUID leaf (emulation on
         // a machine without SEV) the entry format's own limit applies.
         let max_asid = match platform.min_sev_asid {
@@ -82,6 +97,7 @@ impl Shared {
                 counters: Counters::default(),
                 max_asid,
                 registry <- new_mutex!(RBTree::new(), "snp_host_registry"),
+                directmap <- DirectMap::new(policy),
             }),
             GFP_KERNEL,
         )
@@ -95,6 +111,7 @@ impl Shared {
                 BackendKind::Emulated => uapi::BACKEND_EMULATED,
             },
             max_pfn: self.backend.end_pfn().saturating_sub(1),
+            directmap_policy: self.directmap.policy.abi(),
             ..uapi::Status::default()
         };
         if self.platform.features.rmpread() {
@@ -113,6 +130,7 @@ impl Shared {
     /// Returns `SNP_HOST_GET_STATS`.
     pub(crate) fn stats(&self) -> uapi::Stats {
         let c = &self.counters;
+        let dm = &self.directmap.counters;
         uapi::Stats {
             private_4k: c.private_4k.load(Relaxed),
             private_2m: c.private_2m.load(Relaxed),
@@ -122,7 +140,13 @@ impl Shared {
             transient_retries: self.backend.transient_retries(),
             failures: c.failures.load(Relaxed),
             leaked_pages: c.leaked_pages.load(Relaxed),
-            reserved: [0; 8],
+            dm_splits_2m: dm.splits_2m.load(Relaxed),
+            dm_splits_1g: dm.splits_1g.load(Relaxed),
+            dm_merges_2m: dm.merges_2m.load(Relaxed),
+            dm_merges_1g: dm.merges_1g.load(Relaxed),
+            dm_unmapped_pages: dm.unmapped.load(Relaxed),
+            tlb_flushes: dm.tlb_flushes.load(Relaxed),
+            reserved: [0; 2],
         }
     }
 
@@ -217,8 +241,10 @@ impl Nodes {
             registry: KVec::with_capacity(count, GFP_KERNEL)?,
         };
         for _ in 0..count {
-            n.file.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
-            n.registry.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
+            n.file
+                .push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
+            n.registry
+                .push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
         }
         Ok(n)
     }
@@ -239,7 +265,231 @@ fn key(hva: usize) -> u64 {
     (hva >> user_pages::PAGE_SHIFT) as u64
 }
 
+/// A page about to become private: pinned, checked, not yet changed.
+struct Pending {
+    key: u64,
+    pfn: u64,
+    req: uapi::PrivateRequest,
+    pins: Pins,
+}
+
+impl Pending {
+    fn page(&self) -> directmap::Page {
+        directmap::Page {
+            pfn: self.pfn,
+            size: self.req.size,
+        }
+    }
+}
+
+/// How one page's return to the host went.
+enum Returned {
+    /// Shared, mapped again, unpinned.
+    Done,
+    /// The RMP is busy past the retry bound: nothing changed.
+    Busy(Error),
+    /// The page is leaked (already accounted and reported).
+    Leaked,
+}
+
+/// Pins the page of `req` and checks that it can be assigned at its size.
+fn pin_private(req: uapi::PrivateRequest) -> Result<Pending> {
+    let count = usize::try_from(req.size.pages()).map_err(|_| EINVAL)?;
+    let mut pinned = user_pages::pin_anon(req.hva, count)?;
+    let pfn = pinned.first().ok_or(EFAULT)?.pfn();
+    if req.size == PageSize::Size2M {
+        // One 2M folio (a THP), mapped whole: the RMP's 2M entry covers exactly it.
+        let head = pinned.first().ok_or(EFAULT)?;
+        let one_folio = head.is_folio_head()
+            && head.folio_order() == 9
+            && PageSize::Size2M.is_aligned(pfn)
+            && pinned.iter().zip(pfn..).all(|(p, want)| p.pfn() == want);
+        if !one_folio {
+            return Err(EINVAL);
+        }
+    }
+    let pins = if req.size == PageSize::Size2M {
+        Pins::Huge(pinned)
+    } else {
+        Pins::One(pinned.pop().ok_or(EFAULT)?)
+    };
+    Ok(Pending {
+        key: key(req.hva),
+        pfn,
+        req,
+        pins,
+    })
+}
+
+/// Base pages per batch of a range conversion: bounds the memory a batch pins
+/// and tracks before it takes effect; each batch costs one TLB flush.
+const BATCH_PAGES: u64 = 4096;
+
 impl FileState {
+    /// Makes `pending` private in order: direct map first (one flush for all), then
+    /// the RMP. Returns how many were converted and the error that stopped it.
+    fn convert_private(&self, pending: KVec<Pending>) -> (u64, Result) {
+        let shared = &self.shared;
+        let nodes = match Nodes::new(pending.len()) {
+            Ok(n) => n,
+            Err(e) => return (0, Err(e)),
+        };
+        let mut pages = self.pages.lock();
+        let mut registry = shared.registry.lock();
+        let mut result = Ok(());
+
+        // Stop at the first page someone already assigned.
+        let mut n = pending.len();
+        for (i, p) in pending.iter().enumerate() {
+            let size = p.req.size;
+            let busy = overlaps(&pages, p.key, size.pages(), |a| a.size.pages())
+                || overlaps(&registry, p.pfn, size.pages(), |s| s.pages())
+                || match shared.backend.any_assigned(p.pfn, size) {
+                    Ok(assigned) => assigned,
+                    Err(e) => {
+                        result = Err(shared.failed(e));
+                        n = i;
+                        break;
+                    }
+                };
+            if busy {
+                result = Err(EBUSY);
+                n = i;
+                break;
+            }
+        }
+
+        let mut batch = shared.directmap.batch();
+        for (i, p) in pending.iter().take(n).enumerate() {
+            if let Err(e) = batch.make_private(&p.page()) {
+                result = Err(e);
+                n = i;
+                break;
+            }
+        }
+        // No stale translation of these pages may survive their assignment.
+        batch.flush();
+
+        let mut done = 0;
+        for p in pending.iter().take(n) {
+            let state = State::private(p.req.gpa, p.req.size, p.req.asid, p.req.immutable);
+            if let Err(e) = shared.backend.rmpupdate(p.pfn, &state) {
+                result = Err(shared.failed(e));
+                break;
+            }
+            done += 1;
+        }
+
+        let (mut file, mut reg) = (nodes.file, nodes.registry);
+        for (i, p) in pending.into_iter().enumerate() {
+            let size = p.req.size;
+            if i >= n {
+                // Never touched: dropping unpins.
+                continue;
+            }
+            if i >= done {
+                // Refused by the RMP: the direct map goes back; a page that cannot
+                // be mapped again must not be freed.
+                if batch.make_shared(&p.page()).is_err() {
+                    shared.leak(
+                        Assignment {
+                            pfn: p.pfn,
+                            size,
+                            pins: p.pins,
+                        },
+                        RmpError::NoMemory,
+                    );
+                    shared.counters.private(size).fetch_add(1, Relaxed);
+                }
+                continue;
+            }
+            if let (Some(f), Some(r)) = (file.pop(), reg.pop()) {
+                registry.insert(r.into_node(p.pfn, size));
+                pages.insert(f.into_node(
+                    p.key,
+                    Assignment {
+                        pfn: p.pfn,
+                        size,
+                        pins: p.pins,
+                    },
+                ));
+            }
+            shared.counters.private(size).fetch_add(1, Relaxed);
+            shared.counters.make_private.fetch_add(1, Relaxed);
+        }
+        // CAST: `done` counts entries of a `KVec`.
+        (done as u64, result)
+    }
+
+    /// Returns the page this file assigned at `k` (of `size`) to the host.
+    fn return_one(
+        &self,
+        pages: &mut RBTree<u64, Assignment>,
+        registry: &mut RBTree<u64, PageSize>,
+        batch: &mut directmap::Batch<'_>,
+        k: u64,
+        size: PageSize,
+    ) -> Result<Returned> {
+        let shared = &self.shared;
+        let pfn = match pages.get(&k) {
+            Some(a) if a.size == size => a.pfn,
+            _ => return Err(ENOENT),
+        };
+        let page = directmap::Page { pfn, size };
+        match shared.backend.rmpupdate(pfn, &State::shared(size)) {
+            // Busy past the retry bound: nothing changed, the caller may try again.
+            Err(e) if e.is_transient() => Ok(Returned::Busy(shared.failed(e))),
+            Err(e) => {
+                // Still guest-owned: it stays out of the direct map and off the allocator.
+                let _ = shared.failed(e);
+                if let Some(a) = pages.remove(&k) {
+                    shared.leak(a, e);
+                }
+                Ok(Returned::Leaked)
+            }
+            Ok(()) => {
+                if batch.make_shared(&page).is_err() {
+                    if let Some(a) = pages.remove(&k) {
+                        shared.leak(a, RmpError::NoMemory);
+                    }
+                    return Ok(Returned::Leaked);
+                }
+                registry.remove(&pfn);
+                // Mapped again: dropping the assignment unpins its pages.
+                drop(pages.remove(&k));
+                shared.counters.private(size).fetch_sub(1, Relaxed);
+                shared.counters.make_shared.fetch_add(1, Relaxed);
+                Ok(Returned::Done)
+            }
+        }
+    }
+
+    /// Returns `count` pages of `size` from `hva` to the host, in order, merging the
+    /// direct map once at the end. Returns how many were returned and the error that
+    /// stopped it.
+    fn convert_shared(
+        &self,
+        hva_of: &dyn Fn(u64) -> usize,
+        count: u64,
+        size: PageSize,
+    ) -> (u64, Result) {
+        let mut pages = self.pages.lock();
+        let mut registry = self.shared.registry.lock();
+        let mut batch = self.shared.directmap.batch();
+        for i in 0..count {
+            let k = key(hva_of(i));
+            match self.return_one(&mut pages, &mut registry, &mut batch, k, size) {
+                Ok(Returned::Done) => {}
+                Ok(Returned::Busy(e)) => return (i, Err(e)),
+                // The RMP did change nothing it could be trusted with: the page is
+                // counted as not converted.
+                Ok(Returned::Leaked) => return (i, Err(EIO)),
+                Err(e) => return (i, Err(e)),
+            }
+        }
+        (count, Ok(()))
+    }
+
     fn lookup(&self, p: &mut uapi::Page) -> Result {
         let hva = p.lookup_request()?;
         let pfn = user_pages::current_pfn(hva)?;
@@ -264,57 +514,11 @@ impl FileState {
 
     fn make_private(&self, p: &mut uapi::Page) -> Result {
         let req = p.private_request(self.shared.max_asid)?;
-        let count = usize::try_from(req.size.pages()).map_err(|_| EINVAL)?;
-        let mut pinned = user_pages::pin_anon(req.hva, count)?;
-        let pfn = pinned.first().ok_or(EFAULT)?.pfn();
-        if req.size == PageSize::Size2M {
-            // One 2M folio (a THP), mapped whole: the RMP's 2M entry covers exactly it.
-            let head = pinned.first().ok_or(EFAULT)?;
-            let one_folio = head.is_folio_head()
-                && head.folio_order() == 9
-                && PageSize::Size2M.is_aligned(pfn)
-                && pinned.iter().zip(pfn..).all(|(p, want)| p.pfn() == want);
-            if !one_folio {
-                return Err(EINVAL);
-            }
-        }
-        let pins = if req.size == PageSize::Size2M {
-            Pins::Huge(pinned)
-        } else {
-            Pins::One(pinned.pop().ok_or(EFAULT)?)
-        };
-        let nodes = Nodes::new(1)?;
-        let k = key(req.hva);
-
-        let shared = &self.shared;
-        let mut pages = self.pages.lock();
-        let mut registry = shared.registry.lock();
-        let assigned_here = overlaps(&pages, k, req.size.pages(), |a| a.size.pages());
-        let assigned_anywhere = overlaps(&registry, pfn, req.size.pages(), |s| s.pages());
-        if assigned_here || assigned_anywhere {
-            return Err(EBUSY);
-        }
-        // Assigned by someone else (KVM, on an SNP host)?
-        if shared.backend.any_assigned(pfn, req.size).map_err(|e| shared.failed(e))? {
-            return Err(EBUSY);
-        }
-        let state = State::private(req.gpa, req.size, req.asid, req.immutable);
-        shared.backend.rmpupdate(pfn, &state).map_err(|e| shared.failed(e))?;
-
-        let (mut file, mut reg) = (nodes.file, nodes.registry);
-        if let (Some(f), Some(r)) = (file.pop(), reg.pop()) {
-            registry.insert(r.into_node(pfn, req.size));
-            pages.insert(f.into_node(
-                k,
-                Assignment {
-                    pfn,
-                    size: req.size,
-                    pins,
-                },
-            ));
-        }
-        shared.counters.private(req.size).fetch_add(1, Relaxed);
-        shared.counters.make_private.fetch_add(1, Relaxed);
+        let pending = pin_private(req)?;
+        let pfn = pending.pfn;
+        let mut one = KVec::with_capacity(1, GFP_KERNEL)?;
+        one.push(pending, GFP_KERNEL)?;
+        self.convert_private(one).1?;
         p.pfn = pfn;
         p.assigned = 1;
         p.validated = 0;
@@ -323,38 +527,49 @@ impl FileState {
 
     fn make_shared(&self, p: &mut uapi::Page) -> Result {
         let (hva, size) = p.shared_request()?;
-        let k = key(hva);
-        let shared = &self.shared;
-        let mut pages = self.pages.lock();
-        let pfn = match pages.get(&k) {
-            Some(a) if a.size == size => a.pfn,
-            _ => return Err(ENOENT),
-        };
-        let mut registry = shared.registry.lock();
-        let result = shared.backend.rmpupdate(pfn, &State::shared(size));
-        match result {
-            // Busy past the retry bound: nothing changed, the caller may try again.
-            Err(e) if e.is_transient() => Err(shared.failed(e)),
-            Err(e) => {
-                // Counted as a failure; the errno is EIO whatever the code was.
-                let _ = shared.failed(e);
-                if let Some(a) = pages.remove(&k) {
-                    shared.leak(a, e);
+        let pfn = self
+            .pages
+            .lock()
+            .get(&key(hva))
+            .filter(|a| a.size == size)
+            .map(|a| a.pfn)
+            .ok_or(ENOENT)?;
+        self.convert_shared(&|_| hva, 1, size).1?;
+        p.pfn = pfn;
+        p.assigned = 0;
+        p.validated = 0;
+        Ok(())
+    }
+
+    /// `SNP_HOST_CONVERT_RANGE`: converts in batches of [`BATCH_PAGES`] base pages.
+    fn convert_range(&self, r: &mut uapi::Range) -> Result {
+        let req = r.request(self.shared.max_asid)?;
+        let per_batch = (BATCH_PAGES / req.size.pages()).max(1);
+        let mut done = 0;
+        while done < req.npages {
+            let count = per_batch.min(req.npages - done);
+            let (converted, result) = if req.to_private {
+                let mut pending = KVec::with_capacity(count as usize, GFP_KERNEL)?;
+                let mut pinned = Ok(());
+                for i in done..done + count {
+                    match pin_private(req.private_page(i)) {
+                        Ok(p) => pending.push(p, GFP_KERNEL)?,
+                        Err(e) => {
+                            pinned = Err(e);
+                            break;
+                        }
+                    }
                 }
-                Err(EIO)
-            }
-            Ok(()) => {
-                registry.remove(&pfn);
-                // Dropping the assignment unpins its pages.
-                drop(pages.remove(&k));
-                shared.counters.private(size).fetch_sub(1, Relaxed);
-                shared.counters.make_shared.fetch_add(1, Relaxed);
-                p.pfn = pfn;
-                p.assigned = 0;
-                p.validated = 0;
-                Ok(())
-            }
+                let (n, result) = self.convert_private(pending);
+                (n, result.and(pinned))
+            } else {
+                self.convert_shared(&|i| req.hva_of(done + i), count, req.size)
+            };
+            done += converted;
+            r.done = done;
+            result?;
         }
+        Ok(())
     }
 
     fn psmash(&self, p: &mut uapi::Page) -> Result {
@@ -421,18 +636,18 @@ impl PinnedDrop for FileState {
         let shared = self.shared.clone();
         let mut pages = self.pages.lock();
         let mut registry = shared.registry.lock();
-        while let Some(cursor) = pages.cursor_front_mut() {
-            let (_, node) = cursor.remove_current();
-            let (_, a) = node.to_key_value();
-            match shared.backend.rmpupdate(a.pfn, &State::shared(a.size)) {
-                Ok(()) => {
-                    registry.remove(&a.pfn);
-                    shared.counters.private(a.size).fetch_sub(1, Relaxed);
-                    shared.counters.make_shared.fetch_add(1, Relaxed);
-                }
-                Err(e) => {
-                    let _ = shared.failed(e);
-                    shared.leak(a, e);
+        let mut batch = shared.directmap.batch();
+        while let Some((k, size)) = pages.cursor_front().map(|c| {
+            let (&k, a) = c.current();
+            (k, a.size)
+        }) {
+            match self.return_one(&mut pages, &mut registry, &mut batch, k, size) {
+                Ok(Returned::Done | Returned::Leaked) => {}
+                // Nobody is left to try again: the page stays private, so it is leaked.
+                Ok(Returned::Busy(_)) | Err(_) => {
+                    if let Some(a) = pages.remove(&k) {
+                        shared.leak(a, RmpError::FailInUse);
+                    }
                 }
             }
         }
@@ -473,6 +688,17 @@ impl MiscDevice for FileState {
             }
             uapi::LOOKUP | uapi::MAKE_PRIVATE | uapi::MAKE_SHARED | uapi::PSMASH => {
                 me.page_ioctl(cmd, arg)?
+            }
+            uapi::CONVERT_RANGE => {
+                let size = core::mem::size_of::<uapi::Range>();
+                let (mut reader, mut writer) =
+                    UserSlice::new(UserPtr::from_addr(arg), size).reader_writer();
+                let mut range: uapi::Range = reader.read()?;
+                range.done = 0;
+                let result = me.convert_range(&mut range);
+                // `done` goes back on failure too: it says what changed.
+                writer.write(&range)?;
+                result?;
             }
             _ => return Err(ENOTTY),
         }

@@ -41,6 +41,12 @@ module! {
 }
 
 kernel_ext::param::choice_param!(
+    DIRECTMAP: directmap::model::Policy,
+    "directmap",
+    "coalesce|split|unmap: what happens to the direct map around guest pages (split: as Linux 7.3; unmap: as the SNP RFC)"
+);
+
+kernel_ext::param::choice_param!(
     BACKEND: Request,
     "backend",
     "auto|hardware|emulated: the RMP to drive (auto: the hardware when the host runs SEV-SNP)"
@@ -77,7 +83,7 @@ fn setup() -> Result<State> {
         forced
     );
     platform.log_features();
-    let shared = Shared::new(platform, backend)?;
+    let shared = Shared::new(platform, backend, DIRECTMAP.get())?;
     let debugfs = debugfs::Debugfs::new(&shared)?;
     Ok(State {
         shared,

@@ -56,12 +56,35 @@ pub(crate) struct Stats {
     pub(crate) transient_retries: u64,
     pub(crate) failures: u64,
     pub(crate) leaked_pages: u64,
-    pub(crate) reserved: [u64; 8],
+    pub(crate) dm_splits_2m: u64,
+    pub(crate) dm_splits_1g: u64,
+    pub(crate) dm_merges_2m: u64,
+    pub(crate) dm_merges_1g: u64,
+    pub(crate) dm_unmapped_pages: u64,
+    pub(crate) tlb_flushes: u64,
+    pub(crate) reserved: [u64; 2],
+}
+
+/// `struct snp_host_range`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Range {
+    pub(crate) hva: u64,
+    pub(crate) npages: u64,
+    pub(crate) gpa: u64,
+    pub(crate) asid: u32,
+    pub(crate) level: u8,
+    pub(crate) to_private: u8,
+    pub(crate) immutable: u8,
+    pub(crate) reserved0: u8,
+    pub(crate) done: u64,
+    pub(crate) reserved: [u64; 2],
 }
 
 const _: () = assert!(core::mem::size_of::<Status>() == 40);
 const _: () = assert!(core::mem::size_of::<Page>() == 48);
 const _: () = assert!(core::mem::size_of::<Stats>() == 128);
+const _: () = assert!(core::mem::size_of::<Range>() == 56);
 
 // SAFETY: `repr(C)` integers only, and the sizes above leave no padding.
 unsafe impl FromBytes for Status {}
@@ -75,6 +98,10 @@ unsafe impl AsBytes for Page {}
 unsafe impl FromBytes for Stats {}
 // SAFETY: As above.
 unsafe impl AsBytes for Stats {}
+// SAFETY: As above.
+unsafe impl FromBytes for Range {}
+// SAFETY: As above.
+unsafe impl AsBytes for Range {}
 
 /// `SNP_HOST_GET_STATUS`.
 pub(crate) const GET_STATUS: u32 = _IOR::<Status>(TYPE, 0x00);
@@ -86,6 +113,8 @@ pub(crate) const MAKE_PRIVATE: u32 = _IOWR::<Page>(TYPE, 0x02);
 pub(crate) const MAKE_SHARED: u32 = _IOWR::<Page>(TYPE, 0x03);
 /// `SNP_HOST_PSMASH`.
 pub(crate) const PSMASH: u32 = _IOWR::<Page>(TYPE, 0x04);
+/// `SNP_HOST_CONVERT_RANGE`.
+pub(crate) const CONVERT_RANGE: u32 = _IOWR::<Range>(TYPE, 0x05);
 /// `SNP_HOST_GET_STATS`.
 pub(crate) const GET_STATS: u32 = _IOR::<Stats>(TYPE, 0x07);
 
@@ -123,6 +152,79 @@ fn aligned_hva(hva: u64, size: PageSize) -> Result<usize> {
         return Err(EINVAL);
     }
     usize::try_from(hva).map_err(|_| EFAULT)
+}
+
+/// A checked CONVERT_RANGE request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RangeRequest {
+    pub(crate) hva: usize,
+    pub(crate) npages: u64,
+    pub(crate) size: PageSize,
+    pub(crate) to_private: bool,
+    pub(crate) gpa: u64,
+    pub(crate) asid: u32,
+    pub(crate) immutable: bool,
+}
+
+impl RangeRequest {
+    /// Returns the MAKE_PRIVATE request of page `i` of the range.
+    pub(crate) fn private_page(&self, i: u64) -> PrivateRequest {
+        // `Range::request` checked that the whole range fits.
+        let offset = i * self.size.bytes();
+        PrivateRequest {
+            // CAST: the range fits in the address space (`Range::request`).
+            hva: self.hva + offset as usize,
+            size: self.size,
+            gpa: self.gpa + offset,
+            asid: self.asid,
+            immutable: self.immutable,
+        }
+    }
+
+    /// Returns the user address of page `i` of the range.
+    pub(crate) fn hva_of(&self, i: u64) -> usize {
+        // CAST: as in `private_page`.
+        self.hva + (i * self.size.bytes()) as usize
+    }
+}
+
+impl Range {
+    /// Checks a CONVERT_RANGE request against the ABI and an ASID limit of `max_asid`.
+    pub(crate) fn request(&self, max_asid: u32) -> Result<RangeRequest> {
+        if self.reserved0 != 0 || self.reserved.iter().any(|&r| r != 0) || self.to_private > 1 {
+            return Err(EINVAL);
+        }
+        let size = page_size(self.level)?;
+        let hva = aligned_hva(self.hva, size)?;
+        let bytes = self.npages.checked_mul(size.bytes()).ok_or(EINVAL)?;
+        if self.npages == 0 || self.hva.checked_add(bytes).is_none() {
+            return Err(EINVAL);
+        }
+        let to_private = self.to_private == 1;
+        if to_private {
+            // The first and the last page must both be valid MAKE_PRIVATE requests.
+            let end = self.gpa.checked_add(bytes - size.bytes()).ok_or(EINVAL)?;
+            let page = Page {
+                hva: self.hva,
+                gpa: self.gpa,
+                asid: self.asid,
+                level: self.level,
+                immutable: self.immutable,
+                ..Page::default()
+            };
+            page.private_request(max_asid)?;
+            Page { gpa: end, ..page }.private_request(max_asid)?;
+        }
+        Ok(RangeRequest {
+            hva,
+            npages: self.npages,
+            size,
+            to_private,
+            gpa: self.gpa,
+            asid: self.asid,
+            immutable: self.immutable == 1,
+        })
+    }
 }
 
 impl Page {
@@ -193,13 +295,13 @@ mod tests {
         let ok = page(0x20_0000, 0x40_0000, 1, 1);
         assert!(ok.private_request(509).is_ok());
         let bad = [
-            page(0x20_1000, 0x40_0000, 1, 1), // hva not 2M-aligned
-            page(0x20_0000, 0x40_1000, 1, 1), // gpa not 2M-aligned
-            page(0x20_0000, 0x40_0000, 0, 1), // ASID 0
+            page(0x20_1000, 0x40_0000, 1, 1),   // hva not 2M-aligned
+            page(0x20_0000, 0x40_1000, 1, 1),   // gpa not 2M-aligned
+            page(0x20_0000, 0x40_0000, 0, 1),   // ASID 0
             page(0x20_0000, 0x40_0000, 510, 1), // beyond the limit
-            page(0x20_0000, 0x40_0000, 1, 2), // no such level
-            page(0x20_0800, 0x40_0000, 1, 0), // hva not 4K-aligned
-            page(0x1000, GPA_LIMIT, 1, 0),    // GPA beyond the RMP's field
+            page(0x20_0000, 0x40_0000, 1, 2),   // no such level
+            page(0x20_0800, 0x40_0000, 1, 0),   // hva not 4K-aligned
+            page(0x1000, GPA_LIMIT, 1, 0),      // GPA beyond the RMP's field
         ];
         for p in bad {
             assert_eq!(p.private_request(509).err(), Some(EINVAL));
@@ -217,5 +319,6 @@ mod tests {
         assert_eq!(LOOKUP, 0xc030_b901);
         assert_eq!(GET_STATS, 0x8080_b907);
         assert_eq!(GET_STATUS, 0x8028_b900);
+        assert_eq!(CONVERT_RANGE, 0xc038_b905);
     }
 }

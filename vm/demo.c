@@ -97,7 +97,7 @@ int main(void)
 	if (!a || !b)
 		return 1;
 
-	printf("One 4K page inside a 2M THP made private (the situation of an RMP fault on a THP):\n");
+	printf("One 4K page inside a 2M THP made private (what RMP faults on THPs come from):\n");
 	if (page_op(SNP_HOST_MAKE_PRIVATE, a + 0x3000, 0x100000, 0, &p))
 		printf("    failed: %s\n", strerror(errno));
 	describe("that page", a + 0x3000);

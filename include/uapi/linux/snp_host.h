@@ -24,6 +24,11 @@
 #define SNP_HOST_FLAG_SEGMENTED_RMP	(1U << 1)	/* the RMP is segmented */
 #define SNP_HOST_FLAG_KERNEL_HOOKS	(1U << 2)	/* the kernel's hook points are present */
 
+/* snp_host_status.directmap_policy (module parameter directmap=) */
+#define SNP_HOST_DIRECTMAP_SPLIT	1	/* split to 4K, keep mapped, never merge (Linux 7.3) */
+#define SNP_HOST_DIRECTMAP_UNMAP	2	/* split, unmap, restore, never merge (seed 001) */
+#define SNP_HOST_DIRECTMAP_COALESCE	3	/* unmap, restore, merge back; batched flushes */
+
 /* snp_host_page.level */
 #define SNP_HOST_LEVEL_4K		0
 #define SNP_HOST_LEVEL_2M		1
@@ -34,7 +39,7 @@ struct snp_host_status {
 	__u64 rmp_base;		/* 0 for the emulated backend */
 	__u64 rmp_end;		/* 0 for the emulated backend */
 	__u64 max_pfn;		/* highest PFN the RMP covers */
-	__u32 directmap_policy;	/* 0 until the direct-map policy exists */
+	__u32 directmap_policy;	/* SNP_HOST_DIRECTMAP_* */
 	__u32 reserved;
 };
 
@@ -46,7 +51,7 @@ struct snp_host_page {
 	__u8 level;		/* SNP_HOST_LEVEL_*: in; out for LOOKUP */
 	__u8 immutable;		/* in for MAKE_PRIVATE, out for LOOKUP */
 	__u8 assigned;		/* out */
-	__u8 validated;		/* out */
+	__u8 validated;		/* out (0 where the hardware cannot report it) */
 	__u64 pfn;		/* out: the system PFN behind hva */
 	__u64 reserved[2];
 };
@@ -60,7 +65,30 @@ struct snp_host_stats {
 	__u64 transient_retries;	/* RMP busy (OVERLAP/INUSE), retried */
 	__u64 failures;
 	__u64 leaked_pages;	/* pages kept off the allocator: RMP state unknown */
-	__u64 reserved[8];
+	__u64 dm_splits_2m;	/* direct-map 2M leaves the module split to 4K */
+	__u64 dm_splits_1g;	/* direct-map 1G leaves the module split */
+	__u64 dm_merges_2m;	/* direct-map 2M leaves merged back from 4K */
+	__u64 dm_merges_1g;	/* direct-map 1G leaves merged back */
+	__u64 dm_unmapped_pages;	/* pages out of the direct map now */
+	__u64 tlb_flushes;	/* kernel TLB flushes the module issued */
+	__u64 reserved[2];
+};
+
+/*
+ * A run of pages of one level, converted in order with one TLB flush per
+ * batch.  On error, pages [0, done) were converted and the rest are untouched.
+ */
+struct snp_host_range {
+	__u64 hva;		/* first page, aligned to the level */
+	__u64 npages;		/* pages of the given level */
+	__u64 gpa;		/* GPA of the first page (to_private) */
+	__u32 asid;		/* to_private */
+	__u8 level;		/* SNP_HOST_LEVEL_* */
+	__u8 to_private;	/* 1 = private, 0 = shared */
+	__u8 immutable;		/* to_private */
+	__u8 reserved0;
+	__u64 done;		/* out: pages converted */
+	__u64 reserved[2];
 };
 
 #define SNP_HOST_GET_STATUS	_IOR(SNP_HOST_IOCTL_TYPE, 0x00, struct snp_host_status)
@@ -68,6 +96,7 @@ struct snp_host_stats {
 #define SNP_HOST_MAKE_PRIVATE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x02, struct snp_host_page)
 #define SNP_HOST_MAKE_SHARED	_IOWR(SNP_HOST_IOCTL_TYPE, 0x03, struct snp_host_page)
 #define SNP_HOST_PSMASH		_IOWR(SNP_HOST_IOCTL_TYPE, 0x04, struct snp_host_page)	/* hva 2M-aligned */
+#define SNP_HOST_CONVERT_RANGE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x05, struct snp_host_range)
 #define SNP_HOST_GET_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x07, struct snp_host_stats)
 
 #endif /* _UAPI_LINUX_SNP_HOST_H */

@@ -454,6 +454,7 @@ TEST_F(snp, status)
 	struct snp_host_status again;
 	__u64 pfns[256], top;
 	long long mem_kb;
+	char *policy;
 	char *pages;
 	int i;
 
@@ -468,7 +469,18 @@ TEST_F(snp, status)
 		EXPECT_TRUE(!!(cpuid & (1U << 21))) TH_LOG("RMPREAD claimed, CPUID lacks it");
 	if (s->flags & SNP_HOST_FLAG_SEGMENTED_RMP)
 		EXPECT_TRUE(!!(cpuid & (1U << 23))) TH_LOG("segmented RMP claimed, CPUID lacks it");
-	EXPECT_EQ(0U, s->directmap_policy);
+	/* The policy is the one the directmap= parameter in sysfs names. */
+	policy = read_text(SNP_MODULE_DIR "/parameters/directmap");
+	ASSERT_NE(NULL, policy);
+	if (!strcmp(policy, "split\n")) {
+		EXPECT_EQ((__u32)SNP_HOST_DIRECTMAP_SPLIT, s->directmap_policy);
+	} else if (!strcmp(policy, "unmap\n")) {
+		EXPECT_EQ((__u32)SNP_HOST_DIRECTMAP_UNMAP, s->directmap_policy);
+	} else {
+		EXPECT_EQ((__u32)SNP_HOST_DIRECTMAP_COALESCE, s->directmap_policy)
+			TH_LOG("directmap=%s", policy);
+	}
+	free(policy);
 	EXPECT_EQ(0U, s->reserved);
 
 	ASSERT_EQ(0, snp_get_status(env->fd, &again));
