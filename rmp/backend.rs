@@ -106,7 +106,10 @@ impl Backend {
     }
 
     /// Runs one writing instruction on the backend.
-    fn run(&self, op: &mut dyn FnMut(&mut dyn Rmp) -> Result<(), RmpError>) -> Result<(), RmpError> {
+    fn run(
+        &self,
+        op: &mut dyn FnMut(&mut dyn Rmp) -> Result<(), RmpError>,
+    ) -> Result<(), RmpError> {
         match &self.inner {
             // The hardware handle is stateless: each call gets its own.
             Inner::Hardware(hw) => {
@@ -228,7 +231,10 @@ mod tests {
         assert!(backend.any_assigned(0x401, PageSize::Size4K) == Ok(true));
         assert!(backend.any_assigned(0x400, PageSize::Size2M) == Ok(true));
         assert!(backend.any_assigned(0x402, PageSize::Size4K) == Ok(false));
-        assert_eq!(backend.rmpupdate(0x401, &State::shared(PageSize::Size4K)), Ok(()));
+        assert_eq!(
+            backend.rmpupdate(0x401, &State::shared(PageSize::Size4K)),
+            Ok(())
+        );
         Ok(())
     }
 }

@@ -101,7 +101,10 @@ mod tests {
         assert_eq!(t.psmash(0x200), Ok(()));
         assert_eq!(t.store().len(), 512);
         assert!(t.rmpread(0x3ff).map(|r| r.assigned()).unwrap_or(false));
-        assert_eq!(t.store().first_in(0x201, 0x3ff).map(|(p, _)| p), Some(0x201));
+        assert_eq!(
+            t.store().first_in(0x201, 0x3ff).map(|(p, _)| p),
+            Some(0x201)
+        );
         for pfn in 0x200..0x400 {
             assert_eq!(t.rmpupdate(pfn, &State::shared(PageSize::Size4K)), Ok(()));
         }

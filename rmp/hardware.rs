@@ -7,6 +7,11 @@
 //! with a segmented RMP), otherwise from a read-only mapping of the contiguous
 //! table, decoded with the PPR layout of the model.
 
+use super::model::geometry::{
+    MSR_RMP_BASE,
+    MSR_RMP_CFG,
+    MSR_RMP_END, //
+};
 use super::model::{
     Contiguous,
     Entry,
@@ -21,11 +26,6 @@ use super::model::{
     State,
     BOOKKEEPING_SIZE,
     PAGE_SHIFT, //
-};
-use super::model::geometry::{
-    MSR_RMP_BASE,
-    MSR_RMP_CFG,
-    MSR_RMP_END, //
 };
 use super::platform::Platform;
 use crate::kernel_ext::{insn, memory, msr};
@@ -100,10 +100,11 @@ impl Hardware {
             pr_err!("segmented RMP without RMPREAD: cannot read its entries\n");
             return Err(ENODEV);
         }
-        let table = Contiguous::new(RmpBase::from_raw(base), RmpEnd::from_raw(end)).map_err(|e| {
-            pr_err!("unusable RMP_BASE/RMP_END ({:?})\n", e);
-            ENODEV
-        })?;
+        let table =
+            Contiguous::new(RmpBase::from_raw(base), RmpEnd::from_raw(end)).map_err(|e| {
+                pr_err!("unusable RMP_BASE/RMP_END ({:?})\n", e);
+                ENODEV
+            })?;
         let size = usize::try_from(table.size()).map_err(|_| ENODEV)?;
         // SAFETY: The range is the RMP the firmware reserved; mapping it write-back
         // read-only-by-use is what the kernel does to read it, too.
