@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -48,12 +49,34 @@ static void describe(const char *what, void *hva)
 		       (unsigned long long)p.pfn);
 }
 
+/* Returns the kB that /proc/meminfo reports for @name ("DirectMap4k"), or -1. */
+static long long meminfo_kb(const char *name)
+{
+	char line[256];
+	long long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, strlen(name)) && line[strlen(name)] == ':')
+			kb = strtoll(line + strlen(name) + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 static void stats(void)
 {
 	struct snp_host_stats s;
 
 	if (ioctl(fd, SNP_HOST_GET_STATS, &s))
 		return;
+	printf("    kernel direct map: %lld kB at 4K, %lld kB at 2M, %lld kB at 1G; ",
+	       meminfo_kb("DirectMap4k"), meminfo_kb("DirectMap2M"), meminfo_kb("DirectMap1G"));
+	printf("the module split %llu 2M and %llu 1G mappings, ",
+	       (unsigned long long)s.dm_splits_2m, (unsigned long long)s.dm_splits_1g);
+	printf("merged %llu and %llu back, %llu flushes\n",
+	       (unsigned long long)s.dm_merges_2m, (unsigned long long)s.dm_merges_1g,
+	       (unsigned long long)s.tlb_flushes);
 	printf("    now private: %llu 4K and %llu 2M pages; ",
 	       (unsigned long long)s.private_4k, (unsigned long long)s.private_2m);
 	printf("%llu conversions to private, %llu back, %llu PSMASH\n",
@@ -88,9 +111,12 @@ int main(void)
 		return 1;
 	}
 	if (ioctl(fd, SNP_HOST_GET_STATUS, &st) == 0)
-		printf("/dev/snp_host: %s RMP covering PFNs up to %#llx\n",
+		printf("/dev/snp_host: %s RMP covering PFNs up to %#llx, direct map policy %s\n",
 		       st.backend == SNP_HOST_BACKEND_HARDWARE ? "hardware" : "emulated",
-		       (unsigned long long)st.max_pfn);
+		       (unsigned long long)st.max_pfn,
+		       st.directmap_policy == SNP_HOST_DIRECTMAP_COALESCE ? "coalesce" :
+		       st.directmap_policy == SNP_HOST_DIRECTMAP_SPLIT ? "split" : "unmap");
+	stats();
 
 	a = thp();
 	b = thp();
