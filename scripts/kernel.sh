@@ -185,7 +185,7 @@ build() {
 	if [ ! -f "$dir/Makefile" ]; then
 		rm -rf "$dir"
 		local base keep
-		read -r base keep < <(reusable_tree "$dir")
+		read -r base keep < <(reusable_tree "$dir") || true
 		if [ -n "$base" ]; then
 			# A changed patch or config: start from a finished tree, revert the
 			# patches that differ, apply ours; make rebuilds only what changed.
