@@ -210,12 +210,18 @@ impl Batch<'_> {
             .make_shared(dm.policy, pages as u32)
             .map_err(|_| EINVAL)?;
         if rel.restore {
+            // Restoring part of a protected large mapping splits it (after a PSMASH,
+            // say): count that like any other split.
+            let before = dm::level_of(page.pfn);
             if let Err(e) = dm::restore_noflush(page.pfn, pages) {
                 // Still read-only in the direct map: the caller must not free the page.
                 let _ = region.make_private(dm.policy, pages as u32);
                 return Err(e);
             }
             dm.counters.unmapped.fetch_sub(pages, Relaxed);
+            if let (Some(was), Some(now)) = (before, dm::level_of(page.pfn)) {
+                dm.counters.count(Transitions::between(was, now));
+            }
         }
         if rel.merge {
             // Without memory for the list the region merely stays split.

@@ -194,6 +194,24 @@ TEST_F(dm, a_2m_page_splits_no_2m_region)
 	thp_free(&t);
 }
 
+/* Returning one 4K page of a protected 2M page (after PSMASH) splits that region once. */
+TEST_F(dm, partial_return_after_psmash_is_counted)
+{
+	struct snp_host_stats sb;
+	struct dm_view before, after;
+	struct thp t;
+
+	ASSERT_EQ(0, thp_alloc(&t));
+	ASSERT_EQ(0, snp_make_private(self->fd, t.base, 0x200000, 1, 1));
+	ASSERT_EQ(0, snp_psmash(self->fd, t.base));
+	dm_read(&before);
+	ASSERT_EQ(0, snp_get_stats(self->fd, &sb));
+	ASSERT_EQ(0, snp_make_shared(self->fd, t.base + 9 * SZ_4K, 0));
+	check_split(_metadata, self->fd, &before, &sb, 1);
+	/* The other 511 pages go back when the file is closed (teardown checks the map). */
+	thp_free(&t);
+}
+
 TEST_F(dm, range_stops_at_the_first_busy_page)
 {
 	struct snp_host_page p;
