@@ -21,6 +21,7 @@ is a finding, not a failure of the benchmark.
 """
 import argparse
 import html
+import os
 import re
 import sys
 
@@ -46,14 +47,17 @@ VMSTAT_KEYS = [("direct_map_level2_splits", "l2 split"),
 MODULE_KEYS = [("dm_splits_2m", "split 2M"), ("dm_splits_1g", "split 1G"),
                ("dm_merges_2m", "merge 2M"), ("dm_merges_1g", "merge 1G"),
                ("dm_unmapped_pages", "unmapped"), ("tlb_flushes", "flushes")]
+# The classes vm/bench.c gives each 2M cell, by the page-table dump.
 CLASSES = {
     "G": ("#1f4e79", "1G leaf"),
     "M": ("#6baed6", "2M leaf"),
+    "P": ("#756bb1", "2M leaf, write-protected"),
     "K": ("#fd8d3c", "split to 4K"),
-    "H": ("#d62728", "4K, some pages not present"),
+    "R": ("#e7298a", "4K, some pages write-protected"),
+    "H": ("#b10026", "4K, some pages not present"),
     "N": ("#e6e6e6", "not present"),
 }
-SPLIT_CLASSES = ("K", "H")
+SPLIT_CLASSES = ("K", "R", "H")
 KV = re.compile(r"(\S+)=(\S+)")
 
 
@@ -93,7 +97,8 @@ class Run:
             for line in f.read().splitlines():
                 self.parse(line)
         if not self.policy:
-            self.policy = self.params.get("policy") or path
+            # A run that stopped early: scripts/bench.sh names its log <policy>.log.
+            self.policy = os.path.basename(path).removesuffix(".log")
 
     def at(self, label):
         return self.snap.setdefault(label, {})
@@ -190,13 +195,19 @@ def delta(run, label, prev, what, key):
     return a - b
 
 
-def unmapped_pt(run, label):
-    """4K pages the page-table dump shows newly not present since "before"."""
-    a, b = run.value(label, "ptdump", "absent_4k"), run.value("before", "ptdump", "absent_4k")
+def protected_pt(run, label):
+    """4K pages the page-table dump shows newly not present or read-only since "before"."""
+    total = 0
+    for key, per in (("absent_4k", 1), ("ro_4k", 1), ("kb_2m_ro", 1 / 4)):
+        a, b = run.value(label, "ptdump", key), run.value("before", "ptdump", key)
+        if a is None or b is None:
+            return None
+        total += (a - b) * per
     ca, cb = run.cells(label), run.cells("before")
-    if a is None or b is None or not ca or not cb:
+    if not ca or not cb:
         return None
-    return a - b + 512 * (ca.count("N") - cb.count("N"))
+    # A 2M leaf removed whole leaves no 4K entry behind: count its cell.
+    return int(total) + 512 * (ca.count("N") - cb.count("N"))
 
 
 def policy_table(run, out):
@@ -212,7 +223,7 @@ def policy_table(run, out):
     head = (f"  {'after':<16}{'4k':>9}{'2M':>10}{'1G':>10} |"
             + "".join(f"{name:>9}" for _, name in VMSTAT_KEYS) + " |"
             + "".join(f"{name:>9}" for _, name in MODULE_KEYS) + " |"
-            + f"{'unmapped':>9}{'pool 4K':>8}")
+            + f"{'protect':>9}{'pool 4K':>8}")
     out.append(f"  {'':<16}{'/proc/meminfo (kB)':^29} |{'/proc/vmstat':^36} |"
                f"{'module':^54} |{'page-table dump':^17}")
     out.append(head)
@@ -226,21 +237,21 @@ def policy_table(run, out):
         row += " |"
         for what, keys in (("vmstat", VMSTAT_KEYS), ("stats", MODULE_KEYS)):
             for k, _ in keys:
-                if k == "dm_unmapped_pages":
+                if k == "dm_unmapped_pages":  # a level, not an event count
                     row += fmt(run.value(label, what, k), 9)
                 elif prev:
                     row += fmt(delta(run, label, prev, what, k), 9)
                 else:
                     row += ("-" if run.value(label, what, k) is not None else "n/a").rjust(9)
             row += " |"
-        row += fmt(unmapped_pt(run, label), 9)
+        row += fmt(protected_pt(run, label), 9)
         g = run.pool.get(label, {}).get("all", {})
-        split = (g.get("K", 0) + g.get("H", 0)) if g else None
+        split = sum(g.get(c, 0) for c in SPLIT_CLASSES) if g else None
         row += fmt(split, 8)
         out.append(row)
         prev = label
-    out.append("  unmapped: 4K pages the module says are out of the direct map now, and the"
-               " pages the page-table dump shows newly not present (4K entries + 512 per 2M);")
+    out.append("  unmapped (module): pages it keeps out of the host's write path now;"
+               " protect (page-table dump): pages newly read-only or not present since before;")
     out.append(f"  pool 4K: pool regions the page-table dump shows split to 4K"
                f" (of {p.get('regions', '?')}).")
     dm = [run.snap[l].get("dmfs") for l, _ in SNAPSHOTS if run.snap.get(l, {}).get("dmfs")]
@@ -312,7 +323,7 @@ def versus_split(runs, out):
         ("2M merges, whole workload (vmstat)",
          lambda r: delta(r, "phase4", "before", "vmstat", "direct_map_level2_collapses")),
         ("pool regions at 4K after phase 4 (ptdump)",
-         lambda r: (lambda g: g and g.get("K", 0) + g.get("H", 0))(
+         lambda r: (lambda g: g and sum(g.get(c, 0) for c in SPLIT_CLASSES))(
              r.pool.get("phase4", {}).get("all"))),
         ("TLB flushes, whole workload (module)",
          lambda r: delta(r, "phase4", "before", "stats", "tlb_flushes")),
@@ -398,11 +409,12 @@ def goals(runs, out):
         mod = delta(r, "phase3", "phase2", "stats", "dm_splits_2m")
         pt = r.newly_split("phase2", "phase3")
         h = r.pool.get("phase3", {}).get("huge", {})
-        huge4k = h.get("K", 0) + h.get("H", 0) if h else None
+        huge4k = sum(h.get(c, 0) for c in SPLIT_CLASSES) if h else None
         why = [f"2M splits: vmstat {fmt(vm)}, module {fmt(mod)}, page-table dump {fmt(pt)}"
-               f" newly 4K cells; 2M-private regions mapped at 4K: {fmt(huge4k)}"
-               f" (absent: {fmt(h.get('N') if h else None)}, 2M: {fmt(h.get('M') if h else None)},"
-               f" in 1G: {fmt(h.get('G') if h else None)})"]
+               f" newly 4K cells; 2M-private regions mapped at 4K: {fmt(huge4k)}, at 2M"
+               f" write-protected: {fmt(h.get('P') if h else None)}, at 2M writable:"
+               f" {fmt(h.get('M') if h else None)}, not present: {fmt(h.get('N') if h else None)},"
+               f" in a 1G leaf: {fmt(h.get('G') if h else None)}"]
         if vm is None or not r.status.get("directmap_policy"):
             verdict = "n/a"
             why.append("needs the vmstat counters and the module's direct-map policy")

@@ -102,15 +102,32 @@ static const char * const policy_names[] = { "none", "split", "unmap", "coalesce
 
 /* What the page-table dump says about one 2M cell of physical memory. */
 #define CLASS_1G		'G'	/* inside a present 1G leaf */
-#define CLASS_2M		'M'	/* a present 2M leaf */
-#define CLASS_4K		'K'	/* split to 4K, every page present */
+#define CLASS_2M		'M'	/* a present, writable 2M leaf */
+#define CLASS_2M_RO		'P'	/* a present 2M leaf, write-protected */
+#define CLASS_4K		'K'	/* split to 4K, every page present and writable */
+#define CLASS_4K_RO		'R'	/* split to 4K, some pages write-protected */
 #define CLASS_HOLES		'H'	/* split to 4K, some pages not present */
 #define CLASS_ABSENT		'N'	/* nothing present */
+#define NR_CLASSES		7
+
+static const char classes[NR_CLASSES] = {
+	CLASS_1G, CLASS_2M, CLASS_2M_RO, CLASS_4K, CLASS_4K_RO, CLASS_HOLES, CLASS_ABSENT,
+};
 
 struct cell {
 	unsigned int pte_present;	/* 4K pages mapped */
 	unsigned int pte_absent;	/* 4K entries not present */
+	unsigned int pte_ro;		/* 4K pages mapped read-only */
 	char leaf;			/* CLASS_1G, CLASS_2M or 0 */
+	bool leaf_ro;
+};
+
+/* The direct-map section of the page-table dump, summed up. */
+struct pt_totals {
+	unsigned long long base;	/* PAGE_OFFSET: where the section starts */
+	bool have_base;
+	unsigned long long kb_1g, kb_2m, kb_2m_ro, kb_4k;
+	unsigned long long absent_4k, ro_4k;	/* 4K pages not present, read-only */
 };
 
 /* A run of 4K pages (or 2M pages at level 1) of the pool, by page index. */
@@ -402,14 +419,21 @@ static char class_of(unsigned long cell)
 		return CLASS_ABSENT;
 	c = &cells[cell];
 	if (c->leaf)
-		return c->leaf;
-	if (c->pte_present >= PAGES_PER_2M)
-		return CLASS_4K;
-	return c->pte_present ? CLASS_HOLES : CLASS_ABSENT;
+		return c->leaf == CLASS_2M && c->leaf_ro ? CLASS_2M_RO : c->leaf;
+	if (!c->pte_present)
+		return CLASS_ABSENT;
+	if (c->pte_absent || c->pte_present < PAGES_PER_2M)
+		return CLASS_HOLES;
+	return c->pte_ro ? CLASS_4K_RO : CLASS_4K;
+}
+
+static bool is_split(char c)
+{
+	return c == CLASS_4K || c == CLASS_4K_RO || c == CLASS_HOLES;
 }
 
 /* Adds the 4K entries of [start, end) (physical) to the cells they fall in. */
-static void add_ptes(unsigned long long start, unsigned long long end, bool present)
+static void add_ptes(unsigned long long start, unsigned long long end, bool present, bool ro)
 {
 	unsigned long cell;
 	unsigned long long to;
@@ -420,10 +444,12 @@ static void add_ptes(unsigned long long start, unsigned long long end, bool pres
 		to = (cell + 1ULL) * SZ_2M;
 		if (to > end)
 			to = end;
-		if (present)
-			cells[cell].pte_present += (to - start) / SZ_4K;
-		else
+		if (!present)
 			cells[cell].pte_absent += (to - start) / SZ_4K;
+		else
+			cells[cell].pte_present += (to - start) / SZ_4K;
+		if (present && ro)
+			cells[cell].pte_ro += (to - start) / SZ_4K;
 		start = to;
 	}
 }
@@ -431,42 +457,52 @@ static void add_ptes(unsigned long long start, unsigned long long end, bool pres
 /*
  * Parses one line of the direct-map section of the page-table dump:
  * "0x<start>-0x<end>  <size>  <flags...>  <level>", where a not-present
- * range has no flags at all.  The first range starts at PAGE_OFFSET.
+ * range has no flags at all and a read-only one has "ro" where a writable
+ * one has "RW".  The first range starts at PAGE_OFFSET.
  */
-static void parse_ptdump_line(char *line, unsigned long long *base, bool *have_base,
-			      unsigned long long kb[3], unsigned long long *absent_4k)
+static void parse_ptdump_line(char *line, struct pt_totals *t)
 {
 	unsigned long long start, end, ps, pe, c;
 	char *tok, *level = NULL, *save;
+	bool present, ro = false;
 	int ntok = 0;
-	bool present;
 
 	if (sscanf(line, "0x%llx-0x%llx", &start, &end) != 2 || end <= start)
 		return;
 	for (tok = strtok_r(line, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
 		level = tok;
+		ro |= !strcmp(tok, "ro");
 		ntok++;
 	}
-	if (!*have_base) {
-		*base = start;
-		*have_base = true;
+	if (!t->have_base) {
+		t->base = start;
+		t->have_base = true;
 	}
 	present = ntok > 3;
-	ps = start - *base;
-	pe = end - *base;
+	ps = start - t->base;
+	pe = end - t->base;
 	if (!strcmp(level, "pte")) {
-		add_ptes(ps, pe, present);
-		if (present)
-			kb[2] += (pe - ps) >> 10;
+		add_ptes(ps, pe, present, ro);
+		if (!present)
+			t->absent_4k += (pe - ps) / SZ_4K;
 		else
-			*absent_4k += (pe - ps) / SZ_4K;
+			t->kb_4k += (pe - ps) >> 10;
+		if (present && ro)
+			t->ro_4k += (pe - ps) / SZ_4K;
 	} else if (present && (!strcmp(level, "pmd") || !strcmp(level, "pud"))) {
 		bool gig = level[1] == 'u';
 
 		grow_cells((pe + SZ_2M - 1) / SZ_2M);
-		for (c = ps / SZ_2M; c < pe / SZ_2M; c++)
+		for (c = ps / SZ_2M; c < pe / SZ_2M; c++) {
 			cells[c].leaf = gig ? CLASS_1G : CLASS_2M;
-		kb[gig ? 0 : 1] += (pe - ps) >> 10;
+			cells[c].leaf_ro = ro;
+		}
+		if (gig)
+			t->kb_1g += (pe - ps) >> 10;
+		else
+			t->kb_2m += (pe - ps) >> 10;
+		if (!gig && ro)
+			t->kb_2m_ro += (pe - ps) >> 10;
 	}
 }
 
@@ -492,8 +528,7 @@ static bool in_group(unsigned long r, enum group g)
 /* Prints, for the pool's regions in group `g`, how the page-table dump maps them. */
 static void pool_group(const char *label, enum group g)
 {
-	static const char classes[] = { CLASS_1G, CLASS_2M, CLASS_4K, CLASS_HOLES, CLASS_ABSENT };
-	unsigned long r, n = 0, was_split = 0, by[5] = { 0 };
+	unsigned long r, n = 0, was_split = 0, by[NR_CLASSES] = { 0 };
 	char c;
 	int k;
 
@@ -502,14 +537,16 @@ static void pool_group(const char *label, enum group g)
 			continue;
 		n++;
 		c = class_of(region_pfn[r] / PAGES_PER_2M);
-		for (k = 0; k < 5; k++)
+		for (k = 0; k < NR_CLASSES; k++)
 			if (classes[k] == c)
 				by[k]++;
-		if (class_before && (class_before[r] == CLASS_4K || class_before[r] == CLASS_HOLES))
+		if (class_before && is_split(class_before[r]))
 			was_split++;
 	}
-	printf("pool %s group=%s regions=%lu G=%lu M=%lu K=%lu H=%lu N=%lu was_split=%lu\n",
-	       label, group_names[g], n, by[0], by[1], by[2], by[3], by[4], was_split);
+	printf("pool %s group=%s regions=%lu", label, group_names[g], n);
+	for (k = 0; k < NR_CLASSES; k++)
+		printf(" %c=%lu", classes[k], by[k]);
+	printf(" was_split=%lu\n", was_split);
 }
 
 /*
@@ -519,9 +556,9 @@ static void pool_group(const char *label, enum group g)
  */
 static void snap_ptdump(const char *label)
 {
-	unsigned long long base = 0, kb[3] = { 0 }, absent_4k = 0;
-	bool in = false, have_base = false;
+	struct pt_totals t = { 0 };
 	unsigned long c, from;
+	bool in = false;
 	char line[512];
 	enum group g;
 	FILE *f = open_or_missing(PATH_PTDUMP, "ptdump");
@@ -537,15 +574,16 @@ static void snap_ptdump(const char *label)
 			continue;
 		}
 		if (in)
-			parse_ptdump_line(line, &base, &have_base, kb, &absent_4k);
+			parse_ptdump_line(line, &t);
 	}
 	fclose(f);
-	if (!have_base) {
+	if (!t.have_base) {
 		report_missing("ptdump", "no \"" DIRECT_MAP_MARKER "\" section in " PATH_PTDUMP);
 		return;
 	}
-	printf("ptdump %s kb_1g=%llu kb_2m=%llu kb_4k=%llu absent_4k=%llu cells=%lu\n",
-	       label, kb[0], kb[1], kb[2], absent_4k, ncells);
+	printf("ptdump %s kb_1g=%llu kb_2m=%llu kb_2m_ro=%llu kb_4k=%llu absent_4k=%llu ro_4k=%llu",
+	       label, t.kb_1g, t.kb_2m, t.kb_2m_ro, t.kb_4k, t.absent_4k, t.ro_4k);
+	printf(" cells=%lu\n", ncells);
 	for (from = 0, c = 1; c <= ncells; c++)
 		if (c == ncells || class_of(c) != class_of(from)) {
 			printf("ptmap %s %lu %lu %c\n", label, from, c - from, class_of(from));
@@ -603,11 +641,13 @@ static void snap_dmfs(const char *label)
 			bad++;
 			continue;
 		}
-		/* A 4K region with unmapped pages is still a 4K region. */
+		/* Protected or unmapped pages do not change the size of the mapping. */
 		c = class_of(pfn / PAGES_PER_2M);
-		if (c == CLASS_HOLES)
+		if (is_split(c))
 			c = CLASS_4K;
-		if (c != want && !(want == CLASS_2M && c == CLASS_ABSENT))
+		if (c == CLASS_2M_RO || c == CLASS_ABSENT)
+			c = CLASS_2M;
+		if (c != want)
 			disagree++;
 	}
 	fclose(f);
