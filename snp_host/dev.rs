@@ -321,6 +321,40 @@ fn pin_private(req: uapi::PrivateRequest) -> Result<Pending> {
     })
 }
 
+/// Pins pages `first..first + count` of a range for `convert_private`.
+///
+/// 4K pages are pinned with one call for the whole run, which is what makes a
+/// range cheaper than page-by-page ioctls; if that fails, pages are pinned one by
+/// one so that the error is reported at the page that caused it. Returns the pages
+/// pinned, in order, and the error that stopped pinning, if any.
+fn pin_range(req: &uapi::RangeRequest, first: u64, count: u64) -> Result<(KVec<Pending>, Result)> {
+    let n = usize::try_from(count).map_err(|_| EINVAL)?;
+    let mut pending = KVec::with_capacity(n, GFP_KERNEL)?;
+    if req.size == PageSize::Size4K {
+        if let Ok(pins) = user_pages::pin_anon(req.hva_of(first), n) {
+            for (i, pin) in (first..).zip(pins) {
+                let page = req.private_page(i);
+                let pfn = pin.pfn();
+                // Cannot fail: the capacity is `n`, and there are `n` pins.
+                let _ = pending.push_within_capacity(Pending {
+                    key: key(page.hva),
+                    pfn,
+                    req: page,
+                    pins: Pins::One(pin),
+                });
+            }
+            return Ok((pending, Ok(())));
+        }
+    }
+    for i in first..first + count {
+        match pin_private(req.private_page(i)) {
+            Ok(p) => pending.push(p, GFP_KERNEL)?,
+            Err(e) => return Ok((pending, Err(e))),
+        }
+    }
+    Ok((pending, Ok(())))
+}
+
 /// Base pages per batch of a range conversion: bounds the memory a batch pins
 /// and tracks before it takes effect; each batch costs one TLB flush.
 const BATCH_PAGES: u64 = 4096;
@@ -549,17 +583,7 @@ impl FileState {
         while done < req.npages {
             let count = per_batch.min(req.npages - done);
             let (converted, result) = if req.to_private {
-                let mut pending = KVec::with_capacity(count as usize, GFP_KERNEL)?;
-                let mut pinned = Ok(());
-                for i in done..done + count {
-                    match pin_private(req.private_page(i)) {
-                        Ok(p) => pending.push(p, GFP_KERNEL)?,
-                        Err(e) => {
-                            pinned = Err(e);
-                            break;
-                        }
-                    }
-                }
+                let (pending, pinned) = pin_range(&req, done, count)?;
                 let (n, result) = self.convert_private(pending);
                 (n, result.and(pinned))
             } else {
