@@ -34,7 +34,7 @@ help:
 	@echo 'make run          set up on first use, boot the test VM, load snp_host and tell what it did'
 	@echo 'make check        every test: host crate tests and lints, module lints, VM tests'
 	@echo '                  EXTRA_TESTS=<dir> adds every executable in <dir> as one more VM test'
-	@echo 'make              build snp_host/snp_host.ko (KDIR=<tree> for your own kernel)'
+	@echo 'make              build build/module/snp_host/snp_host.ko (KDIR=<tree> for your own kernel)'
 	@echo 'make vm-shell     boot the test VM with an interactive shell'
 	@echo 'make bench        direct-map benchmark: a fresh VM per policy; report and picture in build/bench/'
 	@echo 'make kernel       build (or find in the cache) the project kernel; DEBUG=1 for the debug variant'
