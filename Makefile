@@ -16,9 +16,12 @@ DEBUG ?= 0
 export DEBUG
 
 ifeq ($(origin KDIR),undefined)
-KDIR := $(shell bash $(top)/scripts/kernel.sh dir)
+# $(shell) does not see exported variables (make 4.3): pass DEBUG explicitly.
+KDIR := $(shell DEBUG=$(DEBUG) bash $(top)/scripts/kernel.sh dir)
 OWN_KERNEL := 1
 endif
+# The scripts (vm.sh, rustfmt-check.sh) use the same tree as the build.
+export KDIR
 
 # Module objects go to build/module (MO=), keeping the source tree clean,
 # which kbuild requires for the separate clippy build below.
@@ -49,8 +52,12 @@ ifdef OWN_KERNEL
 	@bash scripts/kernel.sh build >/dev/null
 endif
 
+# Objects built against another tree (DEBUG=1, another KDIR) are not reused:
+# kbuild would keep a .ko whose struct module no longer matches.
 modules: kernel
-	mkdir -p $(BUILD)/module
+	@if [ "$$(cat $(BUILD)/module/.kdir 2>/dev/null)" != "$(KDIR)" ]; then \
+		rm -rf $(BUILD)/module && mkdir -p $(BUILD)/module && \
+		echo "$(KDIR)" >$(BUILD)/module/.kdir; fi
 	+$(KMAKE) -C $(KDIR) M=$(top) MO=$(BUILD)/module modules
 
 selftests: kernel
