@@ -198,7 +198,7 @@ TEST_F(dm, a_2m_page_splits_no_2m_region)
 TEST_F(dm, partial_return_after_psmash_is_counted)
 {
 	struct snp_host_stats sb;
-	struct dm_view before, after;
+	struct dm_view before;
 	struct thp t;
 
 	ASSERT_EQ(0, thp_alloc(&t));

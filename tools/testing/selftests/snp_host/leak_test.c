@@ -23,27 +23,6 @@ static long long pins_held(void)
 	return vmstat_read("nr_foll_pin_acquired") - vmstat_read("nr_foll_pin_released");
 }
 
-/* Returns 1 if some kernel-log record contains @needle, 0 if none, -errno on error. */
-static int kmsg_contains(const char *needle)
-{
-	char rec[8192];
-	int fd, found = 0;
-	ssize_t n;
-
-	fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
-	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
-		if (n <= 0)
-			continue;
-		rec[n] = '\0';
-		if (strstr(rec, needle))
-			found = 1;
-	}
-	close(fd);
-	return found;
-}
-
 /* The child: assign an immutable page, fail to return it, report its PFN, exit. */
 static int leak_one_page(int out)
 {
@@ -121,7 +100,7 @@ TEST(immutable_page_is_leaked_not_freed)
 	EXPECT_NE(NULL, strstr(dump, line)) TH_LOG("no \"%s\" in:\n%s", line, dump);
 	free(dump);
 
-	EXPECT_EQ(1, kmsg_contains("the RMP refused to return it to the host"));
+	EXPECT_EQ(1, kmsg_find("the RMP refused to return it to the host", NULL, 0));
 }
 
 TEST_HARNESS_MAIN

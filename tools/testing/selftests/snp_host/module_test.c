@@ -16,61 +16,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-
-/* Returns 1 if @path contains @needle as a whole word on some line, 0 if not, -1 on error. */
-static int file_has_word(const char *path, const char *needle)
-{
-	char line[4096];
-	size_t len = strlen(needle);
-	int found = 0;
-	FILE *f;
-
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char *p = line;
-
-		while ((p = strstr(p, needle))) {
-			int start = p == line || p[-1] == ' ' || p[-1] == '\t';
-			int end = p[len] == ' ' || p[len] == '\n' || p[len] == '\0';
-
-			if (start && end) {
-				found = 1;
-				break;
-			}
-			p += len;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
-/*
- * Copies the last kernel-log record that contains @needle into @buf.
- * /dev/kmsg gives one record per read; O_NONBLOCK ends the walk at the tail.
- */
-static int last_kmsg_with(const char *needle, char *buf, size_t size)
-{
-	char rec[8192];
-	int fd, found = 0;
-	ssize_t n;
-
-	fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
-	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
-		if (n <= 0)
-			continue;
-		rec[n] = '\0';
-		if (strstr(rec, needle)) {
-			snprintf(buf, size, "%s", rec);
-			found = 1;
-		}
-	}
-	close(fd);
-	return found;
-}
+#include "snp_host_util.h"
 
 TEST(module_is_live)
 {
@@ -92,11 +38,10 @@ TEST(module_is_live)
 TEST(backend_matches_cpu)
 {
 	char msg[8192], kvm_snp[8] = "";
-	int snp = file_has_word("/proc/cpuinfo", "sev_snp");
+	bool snp = cpu_has_flag("sev_snp");
 	FILE *f;
 
-	ASSERT_GE(snp, 0);
-	ASSERT_EQ(1, last_kmsg_with("snp_host: using the ", msg, sizeof(msg)))
+	ASSERT_EQ(1, kmsg_find("snp_host: using the ", msg, sizeof(msg)))
 		TH_LOG("no load message from snp_host in the kernel log");
 	f = fopen("/sys/module/kvm_amd/parameters/sev_snp", "r");
 	if (f) {

@@ -584,4 +584,33 @@ static inline void thp_free(struct thp *t)
 	t->base = NULL;
 }
 
+/*
+ * Copies the last kernel-log record containing @needle into @buf (if @buf is
+ * not NULL).  /dev/kmsg gives one record per read; O_NONBLOCK ends the walk
+ * at the tail, EPIPE only says records were overwritten meanwhile.  Returns 1
+ * if found, 0 if not, a negative errno if the log cannot be read.
+ */
+static inline int kmsg_find(const char *needle, char *buf, size_t size)
+{
+	char rec[8192];
+	int fd, found = 0;
+	ssize_t n;
+
+	fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = '\0';
+		if (strstr(rec, needle)) {
+			if (buf)
+				snprintf(buf, size, "%s", rec);
+			found = 1;
+		}
+	}
+	close(fd);
+	return found;
+}
+
 #endif /* SNP_HOST_UTIL_H */
