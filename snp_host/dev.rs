@@ -161,8 +161,12 @@ impl Shared {
         }
     }
 
-    /// Keeps `a`'s pages off the allocator for good: the RMP refused to give them back,
-    /// so they may still be guest-owned, and a host write to them would fault.
+    /// Keeps `a`'s pages off the allocator for good: their state cannot be restored
+    /// (the RMP refused to give them back, or the direct map to take them again), so a
+    /// host write to them could fault.
+    ///
+    /// The caller leaves the PFN in the registry, so nobody assigns it again; the pins
+    /// are never released, so the pages are never freed.
     fn leak(&self, a: Assignment, e: RmpError) {
         let pages = a.size.pages();
         pr_err!(
@@ -171,11 +175,17 @@ impl Shared {
             pages,
             ErrDisplay(e)
         );
-        self.counters.private(a.size).fetch_sub(1, Relaxed);
         self.counters.leaked_pages.fetch_add(pages, Relaxed);
-        // The registry keeps the PFN, so nobody assigns it again; the pins are never
-        // released, so the pages are never freed.
         a.pins.leak();
+    }
+
+    /// Leaks the page a file assigned at `k`: it is no longer that file's, nor
+    /// counted as private, and stays in the registry.
+    fn leak_tracked(&self, pages: &mut RBTree<u64, Assignment>, k: u64, e: RmpError) {
+        if let Some(a) = pages.remove(&k) {
+            self.counters.private(a.size).fetch_sub(1, Relaxed);
+            self.leak(a, e);
+        }
     }
 }
 
@@ -425,15 +435,15 @@ impl FileState {
                 // Refused by the RMP: the direct map goes back; a page that cannot
                 // be mapped again must not be freed.
                 if batch.make_shared(&p.page()).is_err() {
-                    shared.leak(
-                        Assignment {
-                            pfn: p.pfn,
-                            size,
-                            pins: p.pins,
-                        },
-                        RmpError::NoMemory,
-                    );
-                    shared.counters.private(size).fetch_add(1, Relaxed);
+                    if let Some(r) = reg.pop() {
+                        registry.insert(r.into_node(p.pfn, size));
+                    }
+                    let a = Assignment {
+                        pfn: p.pfn,
+                        size,
+                        pins: p.pins,
+                    };
+                    shared.leak(a, RmpError::NoMemory);
                 }
                 continue;
             }
@@ -476,16 +486,12 @@ impl FileState {
             Err(e) => {
                 // Still guest-owned: it stays out of the direct map and off the allocator.
                 let _ = shared.failed(e);
-                if let Some(a) = pages.remove(&k) {
-                    shared.leak(a, e);
-                }
+                shared.leak_tracked(pages, k, e);
                 Ok(Returned::Leaked)
             }
             Ok(()) => {
                 if batch.make_shared(&page).is_err() {
-                    if let Some(a) = pages.remove(&k) {
-                        shared.leak(a, RmpError::NoMemory);
-                    }
+                    shared.leak_tracked(pages, k, RmpError::NoMemory);
                     return Ok(Returned::Leaked);
                 }
                 registry.remove(&pfn);
@@ -669,9 +675,7 @@ impl PinnedDrop for FileState {
                 Ok(Returned::Done | Returned::Leaked) => {}
                 // Nobody is left to try again: the page stays private, so it is leaked.
                 Ok(Returned::Busy(_)) | Err(_) => {
-                    if let Some(a) = pages.remove(&k) {
-                        shared.leak(a, RmpError::FailInUse);
-                    }
+                    shared.leak_tracked(&mut pages, k, RmpError::FailInUse)
                 }
             }
         }
