@@ -226,8 +226,8 @@ impl Batch<'_> {
         if rel.merge {
             // Without memory for the list the region merely stays split.
             let _ = self.merge.push(head, GFP_KERNEL);
-        } else if region.idle() && dm::level_of(head) == Some(region.origin()) {
-            self.regions.remove(&head);
+        } else {
+            forget_if_settled(&mut self.regions, head, dm::level_of(head));
         }
         Ok(())
     }
@@ -253,14 +253,20 @@ impl Batch<'_> {
         for (&head, &was) in merge.iter().zip(before.iter()) {
             let now = dm::level_of(head).unwrap_or(was);
             dm.counters.count(Transitions::between(was, now));
-            let done = self
-                .regions
-                .get(&head)
-                .is_some_and(|r| r.idle() && now >= r.origin());
-            if done {
-                self.regions.remove(&head);
-            }
+            forget_if_settled(&mut self.regions, head, Some(now));
         }
+    }
+}
+
+/// Stops accounting the region at `head` once it holds no guest page and is mapped
+/// (`now`) at least as large as before the module touched it. A region left split
+/// (policies that never merge, a failed merge) stays listed.
+fn forget_if_settled(regions: &mut RBTree<u64, Region>, head: u64, now: Option<Level>) {
+    let settled = regions
+        .get(&head)
+        .is_some_and(|r| r.idle() && now.is_some_and(|now| now >= r.origin()));
+    if settled {
+        regions.remove(&head);
     }
 }
 
