@@ -96,6 +96,16 @@ fetch_source() {
 	echo "$tarball"
 }
 
+# The other trees of the variant of tree $1 (its key aside), newest first.
+variant_trees() {
+	local d
+	for d in $(ls -dt "${1%-*}"-* 2>/dev/null); do
+		# linux-7.3-<key> must not match linux-7.3-debug-<key>.
+		[[ ${d#"${1%-*}"-} =~ ^[0-9a-f]{16}$ ]] && [ -d "$d" ] && [ "$d" != "$1" ] && echo "$d"
+	done
+	return 0
+}
+
 # One line per patch in series order: name and content hash.
 series_state() {
 	series_files | tail -n +2 | while read -r f; do
@@ -110,8 +120,8 @@ series_state() {
 reusable_tree() {
 	local want d have keep
 	want=$(series_state)
-	for d in $(ls -dt "${1%-*}"-* 2>/dev/null); do
-		[[ ${d#"${1%-*}"-} =~ ^[0-9a-f]{16}$ ]] && [ -f "$d/.snp-host-built" ] || continue
+	for d in $(variant_trees "$1"); do
+		[ -f "$d/.snp-host-built" ] || continue
 		have=$(cat "$d/.snp-host-series" 2>/dev/null) || continue
 		keep=$(common_prefix "$have" "$want")
 		if [ "$keep" = "$(grep -c . <<<"$have")" ] || [ -d "$d/.snp-host-patches" ]; then
@@ -146,9 +156,7 @@ revert_tail() {
 # newest finished one of this variant (a kernel tree is a few GiB).
 prune() {
 	local keep=$1 d finished=()
-	for d in "${keep%-*}"-*; do
-		# linux-7.3-<key> must not match linux-7.3-debug-<key>.
-		[[ ${d#"${keep%-*}"-} =~ ^[0-9a-f]{16}$ ]] && [ -d "$d" ] && [ "$d" != "$keep" ] || continue
+	for d in $(variant_trees "$keep"); do
 		if [ -f "$d/.snp-host-built" ]; then
 			finished+=("$d")
 		else
