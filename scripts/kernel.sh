@@ -153,7 +153,9 @@ revert_tail() {
 }
 
 # Drop what an earlier key left behind: unfinished builds, and all but the
-# newest finished one of this variant (a kernel tree is a few GiB).
+# newest few finished ones of this variant (a kernel tree is a few GiB; a few
+# let work trees on different patch series share the cache without
+# rebuilding each other's kernel in turn).
 prune() {
 	local keep=$1 d finished=()
 	for d in $(variant_trees "$keep"); do
@@ -163,10 +165,13 @@ prune() {
 			rm -rf "$d"
 		fi
 	done
-	if [ ${#finished[@]} -gt 1 ]; then
-		ls -dt "${finished[@]}" | tail -n +2 | xargs rm -rf
+	if [ ${#finished[@]} -gt "$KEEP_TREES" ]; then
+		ls -dt "${finished[@]}" | tail -n +"$((KEEP_TREES + 1))" | xargs rm -rf
 	fi
 }
+
+# Finished trees kept per variant besides the one being built.
+KEEP_TREES=${SNP_HOST_KEEP_TREES:-3}
 
 build() {
 	local dir tarball
