@@ -29,15 +29,16 @@ MODULE := $(BUILD)/module/snp_host/snp_host.ko
 SELFTESTS := $(top)/tools/testing/selftests/snp_host
 
 .PHONY: all modules deps kernel selftests run check host-check module-lint rustfmtcheck \
-	vm-check vm-shell clean purge-cache help
+	checkpatch vm-check vm-shell clean purge-cache help
 
 all: modules
 
 help:
 	@echo 'make run          set up on first use, boot the test VM, load snp_host and tell what it did'
-	@echo 'make check        every test: host crate tests and lints, module lints, VM tests'
+	@echo 'make check        every test: host crate tests and lints, module lints, checkpatch, VM tests'
 	@echo '                  EXTRA_TESTS=<dir> adds every executable in <dir> as one more VM test'
 	@echo 'make              build build/module/snp_host/snp_host.ko (KDIR=<tree> for your own kernel)'
+	@echo 'make checkpatch   the kernel'"'"'s checkpatch.pl --strict over patches/, the C selftests and vm/*.c'
 	@echo 'make vm-shell     boot the test VM with an interactive shell'
 	@echo 'make bench        direct-map benchmark: a fresh VM per policy; report and picture in build/bench/'
 	@echo 'make kernel       build (or find in the cache) the project kernel; DEBUG=1 for the debug variant'
@@ -81,7 +82,7 @@ $(BUILD)/bench/bench: vm/bench.c include/uapi/linux/snp_host.h
 bench: modules $(BUILD)/bench/bench
 	@MODULE=$(MODULE) SNP_BENCH_BUILT=1 bash scripts/bench.sh
 
-check: host-check module-lint vm-check
+check: host-check module-lint checkpatch vm-check
 
 host-check: deps
 	cargo test --quiet
@@ -100,6 +101,27 @@ module-lint: kernel
 # target), so check the module's sources with the same rustfmt and config.
 rustfmtcheck: kernel
 	KDIR=$(KDIR) bash scripts/rustfmt-check.sh
+
+# The kernel's own style checker, --strict, over the C that reads like kernel
+# code: every patch of the series, the selftests and the VM programs.  Any
+# error, warning or check fails (checkpatch.pl exits non-zero on each).  It
+# runs from the top with relative names, so that its path rules (tools/...)
+# apply as in the kernel tree, and with GIT_DIR naming the kernel tree's (absent)
+# .git: its git-based checks are about the kernel's history, not ours.
+CHECKPATCH := GIT_DIR=$(KDIR)/.git $(KDIR)/scripts/checkpatch.pl --strict --quiet
+CHECKPATCH_PATCHES := $(sort $(wildcard patches/*.patch))
+CHECKPATCH_FILES := $(sort $(wildcard tools/testing/selftests/snp_host/*.c \
+	tools/testing/selftests/snp_host/*.h vm/*.c))
+
+checkpatch: kernel
+	@bad=0; \
+	for f in $(CHECKPATCH_PATCHES); do \
+		$(CHECKPATCH) "$$f" || { echo "checkpatch: $$f above"; bad=1; }; \
+	done; \
+	for f in $(CHECKPATCH_FILES); do \
+		$(CHECKPATCH) -f "$$f" || { echo "checkpatch: $$f above"; bad=1; }; \
+	done; \
+	[ $$bad = 0 ] && echo "checkpatch --strict: $(words $(CHECKPATCH_PATCHES)) patches and $(words $(CHECKPATCH_FILES)) C files clean"
 
 vm-check: modules selftests
 	@MODULE=$(MODULE) bash scripts/vm.sh check

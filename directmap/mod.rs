@@ -3,22 +3,27 @@
 //! The kernel direct map around guest-owned pages: split, protect, restore, merge.
 //!
 //! A host write through a 2M or 1G direct-map mapping faults if any 4K page
-//! under it is guest-owned. Under the default policy the module write-protects
-//! guest-owned pages in the direct map (so a stray kernel write is a clean
-//! protection fault, not an RMP violation), splitting only the mapping that
-//! must be split, restores them when they return, and merges a region back
-//! into one large mapping when its last guest page has gone. Why not unmap
-//! them: see `model/plan.rs`. The decisions are [`model::Region`]'s; this file
-//! carries them out and counts what the kernel's page tables did.
+//! under it is guest-owned. Under the default policy the module takes
+//! guest-owned pages out of the host's write path in the direct map (so a
+//! stray kernel write is a clean protection fault, not an RMP violation),
+//! splitting only the mapping that must be split, restores them when they
+//! return, and merges a region back into one large mapping when its last
+//! guest page has gone. Pages user space maps are write-protected, pages only
+//! the kernel holds are made not present (why: `model/plan.rs`). The decisions
+//! are [`model::Region`]'s; this file carries them out and counts what the
+//! kernel's page tables did.
 //!
-//! Conversions come in batches ([`Prepare`], [`Release`]) so that a range costs
-//! one TLB flush. A batch holds the region lock from its first page to its
-//! flush. Lock order: `Shared::registry` (in `snp_host/dev.rs`), then the
-//! region lock, then the emulated RMP's lock; the kernel's CPA code takes
-//! `init_mm`'s mmap lock inside all of them.
+//! Conversions come in batches ([`Batch`]) so that a range costs one TLB
+//! flush: under `coalesce` the pages made private are protected together, by
+//! one kernel call, at [`Batch::flush`]. A batch holds the region lock from
+//! its first page to its end. Lock order: `Shared::registry` (in
+//! `snp_host/dev.rs`), then the region lock, then the emulated RMP's lock; the
+//! kernel's CPA code takes `init_mm`'s mmap lock inside all of them.
 
-// Shared with the host crate, see `rmp/mod.rs`.
-#[allow(unreachable_pub, dead_code, unused_imports)]
+#[expect(
+    unreachable_pub,
+    reason = "the model's items are `pub` for the host crate (`lib.rs`), which exports them"
+)]
 pub(crate) mod model;
 
 use crate::kernel_ext::{directmap as dm, param::Choice};
@@ -31,7 +36,7 @@ use kernel::{
     rbtree::RBTree,
     sync::{Mutex, MutexGuard}, //
 };
-use model::{Flush, FlushBatch, Level, Policy, Region, Transitions};
+use model::{Level, Policy, Protection, Region, Transitions};
 
 impl Choice for Policy {
     const NAMES: &'static [(&'static str, Self)] = &[
@@ -41,6 +46,24 @@ impl Choice for Policy {
     ];
 }
 
+/// Who besides the guest can reach the pages of a batch, which decides how they
+/// are protected ([`Policy::protection`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// User space maps them (every `/dev/snp_host` page): they stay readable,
+    /// because the kernel reads them for their process.
+    User,
+    /// Only the kernel holds them: they are made not present.
+    #[cfg_attr(
+        not(CONFIG_KUNIT = "y"),
+        expect(
+            dead_code,
+            reason = "KVM's guest_memfd pages (issue 10) are the first users; KUnit tests it now"
+        )
+    )]
+    Kernel,
+}
+
 /// What the module did to the direct map, as `SNP_HOST_GET_STATS` reports it.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -48,9 +71,11 @@ pub(crate) struct Counters {
     pub(crate) splits_1g: AtomicU64,
     pub(crate) merges_2m: AtomicU64,
     pub(crate) merges_1g: AtomicU64,
-    /// Pages the module keeps write-protected in the direct map now
-    /// (`dm_unmapped_pages` in the ABI).
+    /// Pages the module keeps out of the direct map's write path now, read-only or
+    /// not present (`dm_unmapped_pages` in the ABI).
     pub(crate) unmapped: AtomicU64,
+    /// TLB flushes the kernel issued for the module: one per protecting call, per
+    /// `set_memory_4k()` and per merge call that merged anything.
     pub(crate) tlb_flushes: AtomicU64,
 }
 
@@ -90,23 +115,22 @@ impl DirectMap {
         })
     }
 
-    /// Starts a batch of conversions; dropping it flushes and merges what is left.
+    /// Starts a batch of conversions of pages user space maps; dropping it
+    /// protects what is still unprotected and merges what it emptied.
     pub(crate) fn batch(&self) -> Batch<'_> {
+        self.batch_for(Reach::User)
+    }
+
+    /// Starts a batch of conversions of pages that `reach` says who can reach.
+    pub(crate) fn batch_for(&self, reach: Reach) -> Batch<'_> {
         Batch {
             dm: self,
             regions: self.regions.lock(),
-            flush: FlushBatch::new(),
-            merge: KVec::new(),
+            how: self.policy.protection(reach == Reach::User),
+            queued: dm::Ranges::new(),
+            pending: KVVec::new(),
+            merge: KVVec::new(),
         }
-    }
-
-    fn flush(&self, range: Option<Flush>) {
-        let Some(f) = range else { return };
-        dm::flush(match f {
-            Flush::Range { first, pages } => Some((first, pages)),
-            Flush::All => None,
-        });
-        self.counters.tlb_flushes.fetch_add(1, Relaxed);
     }
 
     /// Writes one line per region: `0x<first pfn> <4K|2M|1G> private=<n>`.
@@ -130,21 +154,44 @@ fn pages_of(page: &Page) -> u64 {
     page.size.pages()
 }
 
-/// A batch of conversions: one TLB flush for all protected pages, one merge call
-/// for all emptied regions.
+/// log2 of the number of 4K pages in `page`.
+fn order_of(page: &Page) -> u32 {
+    pages_of(page).trailing_zeros()
+}
+
+/// A batch of conversions: one kernel call and TLB flush for all pages it
+/// protects, one merge call for all regions it empties.
 pub(crate) struct Batch<'a> {
     dm: &'a DirectMap,
     regions: MutexGuard<'a, RBTree<u64, Region>>,
-    flush: FlushBatch,
-    merge: KVec<u64>,
+    /// How the batch protects pages, if the policy protects them at all.
+    how: Option<Protection>,
+    /// Pages made private since the last flush, which protects them.
+    queued: dm::Ranges,
+    /// The same pages, with the size of their mapping before, for the counters.
+    pending: KVVec<(Page, Level)>,
+    merge: KVVec<u64>,
 }
 
 impl Batch<'_> {
     /// Takes `page`, about to become guest-owned, out of the host's way as the policy
-    /// says. Call [`Batch::flush`] before the RMP changes.
+    /// says. Under `coalesce` that happens at the next [`Batch::flush`], for every
+    /// page made private since the last one; the other policies do it now, with a
+    /// TLB flush of their own. Call [`Batch::flush`] before the RMP changes.
     ///
-    /// On error nothing changed for this page.
-    pub(crate) fn make_private(&mut self, page: &Page) -> Result {
+    /// # Errors
+    ///
+    /// `EINVAL` if the page is not mapped, if the region accounting refuses it
+    /// (a caller bug), or if it differs in size from pages made private since the
+    /// last flush (one kernel call takes one size); `ENOMEM`. On error nothing
+    /// changed for this page.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the page: pinned by the module, or leaked by it, with nobody
+    /// else changing its direct-map attributes, from this call until
+    /// [`Batch::make_shared`] has returned `Ok` for it (or for good, if it leaks it).
+    pub(crate) unsafe fn make_private(&mut self, page: &Page) -> Result {
         let dm = self.dm;
         let pages = pages_of(page);
         let head = Level::Size2M.region_start(page.pfn);
@@ -158,49 +205,122 @@ impl Batch<'_> {
         let prep = region
             .make_private(dm.policy, pages as u32)
             .map_err(|_| EINVAL)?;
-        let done = if prep.split_4k {
-            dm::split_4k(page.pfn, pages).inspect(|()| {
-                // set_memory_4k() flushed by itself.
-                dm.counters.tlb_flushes.fetch_add(1, Relaxed);
-            })
-        } else if prep.protect {
-            dm::wrprotect_noflush(page.pfn, pages)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = done {
-            let _ = region.make_shared(dm.policy, pages as u32);
-            return Err(e);
-        }
-        if prep.protect {
-            dm.counters.unmapped.fetch_add(pages, Relaxed);
-            if prep.flush_now {
-                dm.flush(Some(Flush::Range {
-                    first: page.pfn,
-                    pages,
-                }));
-            } else {
-                self.flush.add(page.pfn, pages);
+        let done = match self.how {
+            _ if prep.split_4k => {
+                // SAFETY: The caller owns the page (this function's contract).
+                unsafe { dm::split_4k(page.pfn, pages) }.inspect(|()| {
+                    // set_memory_4k() flushed by itself.
+                    dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+                    self.count_change(page, before);
+                })
             }
+            Some(how) if prep.protect && prep.flush_now => self.protect_now(page, before, how),
+            Some(_) if prep.protect => self.queue(page, before),
+            _ => Ok(()),
+        };
+        if done.is_err() {
+            self.undo_private(page);
         }
-        if let Some(after) = dm::level_of(page.pfn) {
-            dm.counters.count(Transitions::between(before, after));
+        done
+    }
+
+    /// Protects `page` on its own, with a TLB flush of its own.
+    fn protect_now(&self, page: &Page, before: Level, how: Protection) -> Result {
+        let mut one = dm::Ranges::new();
+        // SAFETY: The caller of `make_private()` owns the page.
+        unsafe { one.push(page.pfn, order_of(page)) }?;
+        one.protect(how)?;
+        self.protected(page, before);
+        Ok(())
+    }
+
+    /// Adds `page` to the pages the next flush protects.
+    fn queue(&mut self, page: &Page, before: Level) -> Result {
+        self.pending.push((*page, before), GFP_KERNEL)?;
+        // SAFETY: The caller of `make_private()` owns the page.
+        if let Err(e) = unsafe { self.queued.push(page.pfn, order_of(page)) } {
+            self.pending.pop();
+            return Err(e);
         }
         Ok(())
     }
 
-    /// Flushes the TLB once for every page protected so far.
-    pub(crate) fn flush(&mut self) {
-        self.dm.flush(self.flush.take());
+    /// Counts `page` as protected, and the split that needed, if any.
+    fn protected(&self, page: &Page, before: Level) {
+        self.dm.counters.unmapped.fetch_add(pages_of(page), Relaxed);
+        self.count_change(page, before);
     }
 
-    /// Makes `page`, back with the host (or refused by the RMP), writable again if
-    /// the policy protected it, and notes its region for merging if it is now empty.
+    /// Counts the change of the mapping of `page` since it was `before`.
+    fn count_change(&self, page: &Page, before: Level) {
+        if let Some(after) = dm::level_of(page.pfn) {
+            self.dm.counters.count(Transitions::between(before, after));
+        }
+    }
+
+    /// Gives back the accounting of `page`, made private by this batch but never
+    /// protected, so that the module forgets a region that only it was in.
+    fn undo_private(&mut self, page: &Page) {
+        let head = Level::Size2M.region_start(page.pfn);
+        if let Some(region) = self.regions.get_mut(&head) {
+            // CAST: a page is 1 or 512 base pages.
+            let _ = region.make_shared(self.dm.policy, pages_of(page) as u32);
+        }
+        forget_if_settled(&mut self.regions, head, dm::level_of(head));
+    }
+
+    /// Protects every page made private since the last flush, with one kernel call
+    /// and one TLB flush for all of them.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM` if a large mapping had to be split and could not be. Then none of
+    /// those pages is protected, and the batch no longer counts them as private:
+    /// none of them may become guest-owned, and none needs [`Batch::make_shared`].
+    pub(crate) fn flush(&mut self) -> Result {
+        let Some(how) = self.how else {
+            return Ok(());
+        };
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let pending = core::mem::take(&mut self.pending);
+        match self.queued.protect(how) {
+            Ok(()) => {
+                self.dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+                for (page, before) in pending.iter() {
+                    self.protected(page, *before);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for (page, _) in pending.iter() {
+                    self.undo_private(page);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives `page`, back with the host (or refused by the RMP), its default
+    /// direct-map protection again if the policy took it away, and notes its region
+    /// for merging if it is now empty.
     ///
     /// # Errors
     ///
     /// If the page could not be restored: it must then be leaked, not freed.
-    pub(crate) fn make_shared(&mut self, page: &Page) -> Result {
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the page, as [`Batch::make_private`] says, and made it
+    /// private with a batch of the same [`DirectMap`].
+    pub(crate) unsafe fn make_shared(&mut self, page: &Page) -> Result {
+        // Made private by this batch and not flushed yet: nothing to restore.
+        if self.queued.remove(page.pfn) {
+            self.pending.retain(|(p, _)| p.pfn != page.pfn);
+            self.undo_private(page);
+            return Ok(());
+        }
         let dm = self.dm;
         let pages = pages_of(page);
         let head = Level::Size2M.region_start(page.pfn);
@@ -213,8 +333,9 @@ impl Batch<'_> {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.
             let before = dm::level_of(page.pfn);
-            if let Err(e) = dm::restore_noflush(page.pfn, pages) {
-                // Still read-only in the direct map: the caller must not free the page.
+            // SAFETY: The caller owns the page (this function's contract).
+            if let Err(e) = unsafe { dm::restore(page.pfn, pages) } {
+                // Still protected in the direct map: the caller must not free the page.
                 let _ = region.make_private(dm.policy, pages as u32);
                 return Err(e);
             }
@@ -239,11 +360,13 @@ impl Batch<'_> {
         if merge.is_empty() {
             return;
         }
-        let mut before: KVec<Level> = KVec::new();
+        let mut before: KVVec<Level> = KVVec::new();
         for &head in merge.iter() {
             let _ = before.push(dm::level_of(head).unwrap_or(Level::Size4K), GFP_KERNEL);
         }
-        match dm::collapse(&merge) {
+        // SAFETY: The model asks to merge only regions that were large mappings
+        // before the module changed pages in them (`Release::merge`).
+        match unsafe { dm::collapse(&merge) } {
             Ok(0) => {}
             Ok(_) => {
                 dm.counters.tlb_flushes.fetch_add(1, Relaxed);
@@ -272,8 +395,87 @@ fn forget_if_settled(regions: &mut RBTree<u64, Region>, head: u64, now: Option<L
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
-        // Also on error paths: no stale translations, no region left split for nothing.
-        self.flush();
+        // Pages made private and not flushed yet count as private for their callers:
+        // protect them, then merge what the batch emptied.
+        if let Err(e) = self.flush() {
+            pr_warn!("direct map: pages made private left unprotected: {:?}\n", e);
+        }
         self.merge();
+    }
+}
+
+#[kunit_tests(snp_host_directmap)]
+mod tests {
+    use super::*;
+    use crate::kernel_ext::directmap::Entry;
+
+    /// Makes a page the test allocated private and shared again with a `reach`
+    /// batch under `coalesce`, checking the kernel's page tables on the way.
+    fn round_trip(reach: Reach) -> Result {
+        let page = kernel::page::Page::alloc_page(GFP_KERNEL)?;
+        let pfn = dm::pfn_of(&page);
+        let start = dm::lookup(pfn).ok_or(EINVAL)?;
+        assert!(start.present && start.writable);
+        let map = KBox::pin_init(DirectMap::new(Policy::Coalesce), GFP_KERNEL)?;
+        let p = Page {
+            pfn,
+            size: PageSize::Size4K,
+        };
+        {
+            let mut batch = map.batch_for(reach);
+            // SAFETY: The test allocated the page; nobody else knows it.
+            unsafe { batch.make_private(&p) }?;
+            assert_eq!(dm::lookup(pfn), Some(start), "protected only by the flush");
+            batch.flush()?;
+            let private = dm::lookup(pfn).ok_or(EINVAL)?;
+            let want = Entry {
+                level: Level::Size4K,
+                present: reach == Reach::User,
+                writable: false,
+            };
+            assert_eq!(private, want);
+            assert_eq!(map.counters.unmapped.load(Relaxed), 1);
+            assert_eq!(map.counters.tlb_flushes.load(Relaxed), 1);
+            let splits = map.counters.splits_2m.load(Relaxed);
+            assert_eq!(splits, u64::from(start.level > Level::Size4K));
+            // SAFETY: As above.
+            unsafe { batch.make_shared(&p) }?;
+        }
+        // Dropping the batch merged the region back, if it had been large.
+        let end = dm::lookup(pfn).ok_or(EINVAL)?;
+        assert!(end.present && end.writable);
+        assert!(end.level >= start.level.min(Level::Size2M));
+        assert_eq!(map.counters.unmapped.load(Relaxed), 0);
+        assert_eq!(
+            map.counters.merges_2m.load(Relaxed),
+            u64::from(start.level > Level::Size4K)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn kernel_only_pages_go_not_present_and_come_back() -> Result {
+        round_trip(Reach::Kernel)
+    }
+
+    #[test]
+    fn user_mapped_pages_stay_readable() -> Result {
+        round_trip(Reach::User)
+    }
+
+    #[test]
+    fn one_size_per_flush() -> Result {
+        let page = kernel::page::Page::alloc_page(GFP_KERNEL)?;
+        let pfn = dm::pfn_of(&page);
+        let mut ranges = dm::Ranges::new();
+        // SAFETY: The test allocated the page; `protect()` is never called, so the
+        // direct map does not change.
+        unsafe { ranges.push(pfn, 0) }?;
+        // SAFETY: As above.
+        assert_eq!(unsafe { ranges.push(pfn, 9) }, Err(EINVAL));
+        assert!(ranges.remove(pfn) && ranges.is_empty());
+        // SAFETY: As above; the list is empty again, so it takes any size.
+        unsafe { ranges.push(pfn, 9) }?;
+        Ok(())
     }
 }

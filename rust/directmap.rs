@@ -1,49 +1,74 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The kernel direct map: look up, write-protect, restore, split, merge and flush
-//! (`arch/x86/mm/pat/set_memory.c`, exported to this module by patch 0003).
+//! The kernel direct map: look up, protect, restore, split and merge
+//! (`arch/x86/mm/pat/set_memory.c`, exported to this module by the patches).
 //!
-//! Every function takes PFNs of pages the caller owns (pinned or leaked by this
-//! module), so their direct-map addresses are valid and nobody else changes
-//! their mapping attributes concurrently; the kernel's CPA code serialises the
-//! page-table updates themselves.
+//! Every function that changes the direct map is `unsafe`: it changes the
+//! mapping of whatever PFN it is given, and write-protecting or unmapping a
+//! page the kernel itself uses breaks the kernel. Their callers own the pages
+//! (pinned or leaked by this module), so that nobody else changes those pages'
+//! direct-map attributes concurrently. The kernel's CPA code serialises the
+//! page-table updates themselves, and flushes the TLB itself: nothing here
+//! flushes anything, because the kernel's flush API is not for modules.
 
-use crate::directmap::model::Level;
-use kernel::{bindings, error::to_result, ffi::c_ulong, prelude::*};
+use crate::directmap::model::{Level, Protection};
+use kernel::{bindings, error::to_result, prelude::*};
 
-/// `<asm/tlbflush.h>`, whose flush API is declared for built-in code only
-/// (`#ifndef MODULE`); patch 0003 exports this one function to this module.
-mod tlbflush {
-    use super::c_ulong;
-
-    unsafe extern "C" {
-        /// `void flush_tlb_kernel_range(unsigned long start, unsigned long end);`
-        pub(super) fn flush_tlb_kernel_range(start: c_ulong, end: c_ulong);
-    }
+/// Returns the `struct page` of `pfn`.
+fn page_of(pfn: u64) -> *mut bindings::page {
+    // CAST: a PFN of RAM fits in `c_ulong` (`usize`) on x86-64.
+    // SAFETY: `pfn_to_page()` is arithmetic on the vmemmap (SPARSEMEM_VMEMMAP);
+    // it dereferences nothing.
+    unsafe { bindings::pfn_to_page(pfn as usize) }
 }
 
-/// Returns the direct-map address of `pfn`.
-fn address(pfn: u64) -> usize {
-    // CAST: a PFN of RAM fits in `c_ulong` (`usize`) on x86-64.
-    // SAFETY: `pfn_to_page()` and `page_address()` are plain arithmetic on x86-64
-    // (SPARSEMEM_VMEMMAP, no highmem) and the caller's PFNs are RAM.
-    unsafe { bindings::page_address(bindings::pfn_to_page(pfn as usize)) as usize }
+/// Returns the PFN of `page`.
+#[cfg(CONFIG_KUNIT = "y")]
+pub(crate) fn pfn_of(page: &kernel::page::Page) -> u64 {
+    // SAFETY: `page.as_ptr()` is a valid page while `page` lives.
+    let pfn = unsafe { bindings::page_to_pfn(page.as_ptr()) };
+    // CAST: `usize` is 64 bits on x86-64.
+    pfn as u64
+}
+
+/// The direct-map entry that maps a page, as the kernel's page tables say now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The size of the leaf.
+    pub(crate) level: Level,
+    /// Whether the entry is present.
+    pub(crate) present: bool,
+    /// Whether the entry is writable.
+    pub(crate) writable: bool,
+}
+
+/// Returns the direct-map entry that maps `pfn`, if a 4K, 2M or 1G leaf does.
+///
+/// The kernel walks its page tables under the locks that freeing them takes
+/// (`lookup_direct_map()`), so a concurrent merge cannot free them under the
+/// walk; the answer is stable as long as nobody changes the page's mapping,
+/// which holds for the pages the caller owns.
+pub(crate) fn lookup(pfn: u64) -> Option<Entry> {
+    let mut level: u32 = 0;
+    // SAFETY: `page_of()` returns the page of `pfn`; the function only reads the
+    // page tables, under their locks, and writes `level`.
+    let flags = unsafe { bindings::lookup_direct_map(page_of(pfn), &mut level) };
+    let level = match level {
+        bindings::pg_level_PG_LEVEL_4K => Level::Size4K,
+        bindings::pg_level_PG_LEVEL_2M => Level::Size2M,
+        bindings::pg_level_PG_LEVEL_1G => Level::Size1G,
+        _ => return None,
+    };
+    Some(Entry {
+        level,
+        present: flags & (1 << bindings::_PAGE_BIT_PRESENT) != 0,
+        writable: flags & (1 << bindings::_PAGE_BIT_RW) != 0,
+    })
 }
 
 /// Returns the size of the direct-map leaf that maps `pfn`, if it is mapped by one.
 pub(crate) fn level_of(pfn: u64) -> Option<Level> {
-    let mut level: u32 = 0;
-    // SAFETY: `lookup_address()` walks the kernel page tables and writes `level`.
-    let pte = unsafe { bindings::lookup_address(address(pfn), &mut level) };
-    if pte.is_null() {
-        return None;
-    }
-    match level {
-        bindings::pg_level_PG_LEVEL_4K => Some(Level::Size4K),
-        bindings::pg_level_PG_LEVEL_2M => Some(Level::Size2M),
-        bindings::pg_level_PG_LEVEL_1G => Some(Level::Size1G),
-        _ => None,
-    }
+    lookup(pfn).map(|e| e.level)
 }
 
 /// Converts a page count for the CPA functions, which take `int`/`unsigned int`.
@@ -54,63 +79,138 @@ fn count(pages: u64) -> Result<u32> {
         .ok_or(EINVAL)
 }
 
-/// Makes `pages` pages from `pfn` read-only in the direct map, without a TLB flush.
-///
-/// The kernel splits only the mapping that must be split: a 2M-aligned run of
-/// 512 pages changes a 2M leaf in place, and a 1G leaf is split to 2M only.
-pub(crate) fn wrprotect_noflush(pfn: u64, pages: u64) -> Result {
-    let n = count(pages)?;
-    // SAFETY: The caller owns the pages (module contract above).
-    let page = unsafe { bindings::pfn_to_page(pfn as usize) };
-    // SAFETY: As above; the function only changes the pages' direct-map entries.
-    to_result(unsafe { bindings::set_direct_map_wrprotect_noflush(page, n) })
+/// Ranges of one size to take out of the direct map's write path with one
+/// kernel call, and so with one TLB flush.
+pub(crate) struct Ranges {
+    /// The first page of each range.
+    pages: KVVec<*mut bindings::page>,
+    /// log2 of the number of 4K pages per range, once one was added.
+    order: Option<u32>,
 }
 
-/// Maps `pages` pages from `pfn` again with the default protection, without a flush.
-pub(crate) fn restore_noflush(pfn: u64, pages: u64) -> Result {
+impl Ranges {
+    /// Returns an empty list.
+    pub(crate) const fn new() -> Self {
+        Self {
+            pages: KVVec::new(),
+            order: None,
+        }
+    }
+
+    /// Returns whether the list is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Adds the `1 << order` pages from `pfn` to the list.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the list holds ranges of another order (one call takes one
+    /// size), `ENOMEM` if the list cannot grow.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the pages: it pinned them, or leaked them, and nobody else
+    /// changes their direct-map attributes, from now until it has given them
+    /// their protection back with [`restore`] or leaked them for good.
+    pub(crate) unsafe fn push(&mut self, pfn: u64, order: u32) -> Result {
+        if self.order.is_some_and(|o| o != order) {
+            return Err(EINVAL);
+        }
+        self.pages.push(page_of(pfn), GFP_KERNEL)?;
+        self.order = Some(order);
+        Ok(())
+    }
+
+    /// Takes the range starting at `pfn` off the list; returns whether it was there.
+    pub(crate) fn remove(&mut self, pfn: u64) -> bool {
+        let page = page_of(pfn);
+        let before = self.pages.len();
+        self.pages.retain(|p| *p != page);
+        if self.pages.is_empty() {
+            self.order = None;
+        }
+        self.pages.len() != before
+    }
+
+    /// Protects every range of the list as `how` says, with one TLB flush for all,
+    /// and empties the list.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM` if a large mapping had to be split and could not be: then none of
+    /// the ranges changed (the kernel undoes what it did).
+    pub(crate) fn protect(&mut self, how: Protection) -> Result {
+        let order = self.order.take().unwrap_or(0);
+        let mut pages = core::mem::take(&mut self.pages);
+        if pages.is_empty() {
+            return Ok(());
+        }
+        let n = i32::try_from(pages.len()).map_err(|_| EINVAL)?;
+        let ptr = pages.as_mut_ptr();
+        // SAFETY: `ptr` points to `n` pages the caller owns (`push()`'s contract);
+        // the kernel changes only their direct-map entries and flushes the TLB.
+        to_result(unsafe {
+            match how {
+                Protection::ReadOnly => bindings::set_direct_map_wrprotect_pages(ptr, order, n),
+                Protection::NotPresent => bindings::set_direct_map_invalid_pages(ptr, order, n),
+            }
+        })
+    }
+}
+
+/// Gives `pages` pages from `pfn` their default direct-map protection back
+/// (present, writable), without a TLB flush, which this change does not need.
+///
+/// # Errors
+///
+/// `ENOMEM` if a large mapping had to be split and could not be: the pages are
+/// then still protected.
+///
+/// # Safety
+///
+/// The caller owns the pages (see [`Ranges::push`]) and protected them itself.
+pub(crate) unsafe fn restore(pfn: u64, pages: u64) -> Result {
     let n = count(pages)?;
-    // SAFETY: The caller owns the pages (module contract above).
-    let page = unsafe { bindings::pfn_to_page(pfn as usize) };
-    // SAFETY: As above.
-    to_result(unsafe { bindings::set_direct_map_restore_noflush(page, n) })
+    // SAFETY: The caller owns the pages; the function only changes their
+    // direct-map entries.
+    to_result(unsafe { bindings::set_direct_map_restore_noflush(page_of(pfn), n) })
 }
 
 /// Splits the mapping of `pages` pages from `pfn` to 4K for good, as Linux 7.3
 /// does before a 4K RMP assignment (`set_memory_4k()`, which flushes itself).
-pub(crate) fn split_4k(pfn: u64, pages: u64) -> Result {
+///
+/// # Safety
+///
+/// The caller owns the pages (see [`Ranges::push`]).
+pub(crate) unsafe fn split_4k(pfn: u64, pages: u64) -> Result {
     let n = count(pages)?;
     // CAST: `n` is at most `i32::MAX` (`count`).
-    // SAFETY: The caller owns the pages (module contract above).
-    to_result(unsafe { bindings::set_memory_4k(address(pfn), n as i32) })
+    // SAFETY: `page_of()` returns the page of `pfn`, which the caller owns; its
+    // direct-map address is what `page_address()` computes.
+    let addr = unsafe { bindings::page_address(page_of(pfn)) } as usize;
+    // SAFETY: `addr` is the direct-map address of the caller's pages.
+    to_result(unsafe { bindings::set_memory_4k(addr, n as i32) })
 }
 
 /// Merges the 2M blocks containing `pfns` back into large mappings where their
 /// PTEs allow it (and then their 1G blocks), with one TLB flush in all.
 ///
-/// Returns the number of large mappings created.
-pub(crate) fn collapse(pfns: &[u64]) -> Result<u32> {
-    let mut addrs = KVec::with_capacity(pfns.len(), GFP_KERNEL)?;
+/// Returns the number of large mappings created (0: nothing changed, no flush).
+///
+/// # Safety
+///
+/// Every 2M block named was mapped by a 2M or 1G leaf before the caller changed
+/// pages in it, so that merging it gives the kernel back its own mapping and
+/// does not undo a split the kernel made for its own reasons.
+pub(crate) unsafe fn collapse(pfns: &[u64]) -> Result<u32> {
+    let mut pages = KVVec::with_capacity(pfns.len(), GFP_KERNEL)?;
     for &pfn in pfns {
-        addrs.push(address(pfn), GFP_KERNEL)?;
+        pages.push(page_of(pfn), GFP_KERNEL)?;
     }
-    let n = i32::try_from(addrs.len()).map_err(|_| EINVAL)?;
-    // SAFETY: `addrs` holds `n` direct-map addresses of pages the caller owns.
-    let made = unsafe { bindings::set_direct_map_collapse(addrs.as_mut_ptr(), n) };
+    let n = i32::try_from(pages.len()).map_err(|_| EINVAL)?;
+    // SAFETY: `pages` holds `n` pages, whose blocks the caller may merge.
+    let made = unsafe { bindings::set_direct_map_collapse(pages.as_mut_ptr(), n) };
     u32::try_from(made).map_err(|_| Error::from_errno(made))
-}
-
-/// Flushes the kernel TLB for `pages` pages from `pfn`; `None` flushes everything.
-pub(crate) fn flush(range: Option<(u64, u64)>) {
-    let (start, end) = match range {
-        Some((pfn, pages)) => {
-            let start = address(pfn);
-            // CAST: `pages` is a batch size, far below `usize::MAX >> 12`.
-            (start, start.saturating_add((pages as usize) << 12))
-        }
-        // `TLB_FLUSH_ALL` as `flush_tlb_kernel_range()` understands it.
-        None => (0, usize::MAX),
-    };
-    // SAFETY: Flushing TLB entries of kernel addresses is always allowed, from any
-    // context that may send IPIs (process context here).
-    unsafe { tlbflush::flush_tlb_kernel_range(start, end) };
 }

@@ -405,14 +405,21 @@ impl FileState {
 
         let mut batch = shared.directmap.batch();
         for (i, p) in pending.iter().take(n).enumerate() {
-            if let Err(e) = batch.make_private(&p.page()) {
+            // SAFETY: `p.pins` holds the page pinned until it is returned with
+            // `make_shared()` or leaked; only this module changes its direct map.
+            if let Err(e) = unsafe { batch.make_private(&p.page()) } {
                 result = Err(e);
                 n = i;
                 break;
             }
         }
         // No stale translation of these pages may survive their assignment.
-        batch.flush();
+        if let Err(e) = batch.flush() {
+            // None of them was protected, and the batch forgot them: none may
+            // be assigned.
+            result = Err(e);
+            n = 0;
+        }
 
         let mut done = 0;
         for p in pending.iter().take(n) {
@@ -434,7 +441,9 @@ impl FileState {
             if i >= done {
                 // Refused by the RMP: the direct map goes back; a page that cannot
                 // be mapped again must not be freed.
-                if batch.make_shared(&p.page()).is_err() {
+                // SAFETY: The page is still pinned by `p.pins`; the batch made it
+                // private above.
+                if unsafe { batch.make_shared(&p.page()) }.is_err() {
                     if let Some(r) = reg.pop() {
                         registry.insert(r.into_node(p.pfn, size));
                     }
@@ -490,7 +499,9 @@ impl FileState {
                 Ok(Returned::Leaked)
             }
             Ok(()) => {
-                if batch.make_shared(&page).is_err() {
+                // SAFETY: The assignment at `k` keeps the page pinned; a batch of
+                // the same direct map made it private.
+                if unsafe { batch.make_shared(&page) }.is_err() {
                     shared.leak_tracked(pages, k, RmpError::NoMemory);
                     return Ok(Returned::Leaked);
                 }

@@ -8,7 +8,8 @@
 
 pub mod plan;
 
-pub use self::plan::{Error, Flush, FlushBatch, Policy, Prepare, Region, Release, Transitions};
+// The names the module uses; the rest is reached as `plan::...`.
+pub use self::plan::{Policy, Protection, Region, Transitions};
 
 /// The size of one direct-map leaf.
 ///

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The direct-map decisions: what to split, protect, restore, merge and flush.
+//! The direct-map decisions: what to split, protect, restore and merge.
 //!
 //! The module keeps one [`Region`] per 2M region of the direct map that holds
 //! (or held) a guest-owned page, and asks it what each conversion must do to
@@ -12,31 +12,44 @@
 //! - [`Policy::Split`] is Linux 7.3: before a 4K page becomes guest-owned its
 //!   2M/1G mapping is split to 4K (and marked to stay so); pages stay mapped;
 //!   nothing is ever merged. A 2M page splits nothing.
-//! - [`Policy::Unmap`] is the RFC of seed 001: guest-owned pages are taken out
-//!   of the host's write path in the direct map and put back later, with a TLB
-//!   flush per page, and nothing is merged.
+//! - [`Policy::Unmap`] is the RFC of seed 001: each guest page is taken out of
+//!   the direct map on its own, with a TLB flush per page, and put back
+//!   later; nothing is merged.
 //! - [`Policy::Coalesce`] takes guest pages out too, but only splits what that
 //!   needs (the kernel's CPA does so when asked for exactly the page's range),
 //!   flushes once per batch, and merges a region back into one large mapping
 //!   when its last guest page has returned, if it was one before.
 //!
-//! "Out of the write path" means write-protected, not unmapped: the hardware
-//! does not check host reads, and the kernel legitimately reads pages a
-//! process still maps (fork() copies pinned pages, `/proc/PID/mem`), which a
-//! not-present direct map would turn into oopses. Every host write through the
-//! direct map still faults cleanly.
+//! "Taken out" depends on who else can reach the page ([`Policy::protection`]).
+//! A page that user space maps (every `/dev/snp_host` page) is write-protected,
+//! not unmapped: the hardware does not check host reads, and the kernel reads
+//! such pages through the direct map on behalf of user space (fork() copies
+//! pinned pages, `/proc/PID/mem`, `process_vm_readv()`), which a not-present
+//! direct map would turn into oopses that any process could trigger. Every
+//! host write through the direct map still faults cleanly. A page that only
+//! the kernel holds (KVM's guest_memfd) is made not present, as in seed 001:
+//! nothing has a reason to read it.
 
 use super::Level;
 
 /// How the module treats the direct map around guest-owned pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// Split to 4K and keep writable; never merge (Linux 7.3).
+    /// Split to 4K and keep mapped; never merge (Linux 7.3).
     Split,
     /// Protect and restore with a flush per page; never merge (seed 001).
     Unmap,
-    /// Protect and restore with batched flushes; merge back when empty.
+    /// Protect and restore with one flush per batch; merge back when empty.
     Coalesce,
+}
+
+/// How a guest-owned page is kept out of the host's write path in the direct map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protection {
+    /// Read-only: host reads work (and see ciphertext), host writes fault.
+    ReadOnly,
+    /// Not present: every host access through the direct map faults.
+    NotPresent,
 }
 
 impl Policy {
@@ -49,9 +62,33 @@ impl Policy {
         }
     }
 
-    /// Returns whether guest-owned pages are write-protected in the direct map.
+    /// Returns whether guest-owned pages are taken out of the direct map's write path.
     pub const fn protects(self) -> bool {
         !matches!(self, Policy::Split)
+    }
+
+    /// Returns how a guest-owned page is protected in the direct map, if at all;
+    /// `user_mapped` says whether user space can map it.
+    ///
+    /// The kernel reads user-mapped pages through the direct map for their
+    /// process (fork(), `/proc/PID/mem`), so those stay readable: making them
+    /// not present would let user space oops the kernel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use snp_host_model::directmap::model::{Policy, Protection};
+    ///
+    /// assert_eq!(Policy::Unmap.protection(true), Some(Protection::ReadOnly));
+    /// assert_eq!(Policy::Unmap.protection(false), Some(Protection::NotPresent));
+    /// assert_eq!(Policy::Split.protection(false), None);
+    /// ```
+    pub const fn protection(self, user_mapped: bool) -> Option<Protection> {
+        match (self.protects(), user_mapped) {
+            (false, _) => None,
+            (true, true) => Some(Protection::ReadOnly),
+            (true, false) => Some(Protection::NotPresent),
+        }
     }
 }
 
@@ -69,17 +106,18 @@ pub enum Error {
 pub struct Prepare {
     /// Split the mapping to 4K and mark it to stay so (`set_memory_4k()`).
     pub split_4k: bool,
-    /// Write-protect the pages in the direct map (without a flush).
+    /// Take the pages out of the direct map's write path ([`Policy::protection`]).
     pub protect: bool,
-    /// Flush the TLB for these pages now rather than with the batch.
+    /// Protect (and flush for) these pages now rather than with the batch.
     pub flush_now: bool,
 }
 
 /// What to do to the direct map after pages returned to the host.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Release {
-    /// Make the pages writable again (without a flush: a stale read-only TLB entry
-    /// can only cause a spurious fault, which the kernel handles).
+    /// Give the pages their default direct-map protection back (without a flush:
+    /// the CPU caches no not-present entry, and a write through a stale read-only
+    /// one takes a spurious fault, which the kernel resolves).
     pub restore: bool,
     /// The region holds no guest page any more: merge it back into a large mapping.
     pub merge: bool,
@@ -98,7 +136,7 @@ pub struct Release {
 /// r.make_private(Policy::Coalesce, 1)?;
 /// assert!(!r.make_shared(Policy::Coalesce, 1)?.merge); // one page still private
 /// assert!(r.make_shared(Policy::Coalesce, 1)?.merge); // the last one: merge back
-/// # Ok::<(), snp_host_model::directmap::model::Error>(())
+/// # Ok::<(), snp_host_model::directmap::model::plan::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
@@ -173,74 +211,6 @@ impl Region {
     /// (under a merging policy) nothing left to merge.
     pub const fn idle(&self) -> bool {
         self.private == 0
-    }
-}
-
-/// A TLB flush the module issues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flush {
-    /// Flush the kernel TLB for PFNs `first..first + pages` of the direct map.
-    Range {
-        /// First PFN.
-        first: u64,
-        /// Number of pages, first included.
-        pages: u64,
-    },
-    /// Flush everything: cheaper than a long list of single-page invalidations.
-    All,
-}
-
-/// Collects the pages of one batch whose mappings changed, for a single flush.
-///
-/// # Examples
-///
-/// ```
-/// use snp_host_model::directmap::model::{Flush, FlushBatch};
-///
-/// let mut b = FlushBatch::new();
-/// assert_eq!(b.take(), None); // nothing changed: no flush at all
-/// b.add(0x1000, 1);
-/// b.add(0x1003, 1);
-/// assert_eq!(b.take(), Some(Flush::Range { first: 0x1000, pages: 4 }));
-/// b.add(0x2000, 512);
-/// assert_eq!(b.take(), Some(Flush::All)); // beyond the single-page ceiling
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlushBatch {
-    span: Option<(u64, u64)>,
-}
-
-impl FlushBatch {
-    /// Beyond this many pages a full flush is cheaper than page-by-page invalidation
-    /// (Linux's `tlb_single_page_flush_ceiling` default).
-    pub const CEILING: u64 = 33;
-
-    /// Returns an empty batch.
-    pub const fn new() -> Self {
-        Self { span: None }
-    }
-
-    /// Adds `pages` pages from `first` to the batch.
-    pub fn add(&mut self, first: u64, pages: u64) {
-        if pages == 0 {
-            return;
-        }
-        let end = first.saturating_add(pages);
-        self.span = Some(match self.span {
-            None => (first, end),
-            Some((lo, hi)) => (lo.min(first), hi.max(end)),
-        });
-    }
-
-    /// Returns the one flush the batch needs, if any, and empties it.
-    pub fn take(&mut self) -> Option<Flush> {
-        let (lo, hi) = self.span.take()?;
-        let pages = hi - lo;
-        Some(if pages > Self::CEILING {
-            Flush::All
-        } else {
-            Flush::Range { first: lo, pages }
-        })
     }
 }
 
@@ -327,6 +297,14 @@ mod tests {
                 flush_now: false
             })
         );
+        for user_mapped in [true, false] {
+            assert_eq!(Policy::Split.protection(user_mapped), None);
+        }
+        for policy in [Policy::Unmap, Policy::Coalesce] {
+            // No user input may reach a not-present page through the kernel.
+            assert_eq!(policy.protection(true), Some(Protection::ReadOnly));
+            assert_eq!(policy.protection(false), Some(Protection::NotPresent));
+        }
         assert_eq!(Policy::Split.abi(), 1);
         assert_eq!(Policy::Unmap.abi(), 2);
         assert_eq!(Policy::Coalesce.abi(), 3);
@@ -382,33 +360,6 @@ mod tests {
         assert_eq!(r.make_private(Policy::Coalesce, 1), Err(Error::Overflow));
         assert_eq!(r.private(), 512);
         assert_eq!(r.origin(), Level::Size2M);
-    }
-
-    #[test]
-    fn flush_batches_cover_every_page_once() {
-        let mut b = FlushBatch::new();
-        b.add(10, 0);
-        assert_eq!(b.take(), None);
-        b.add(100, 1);
-        b.add(90, 2);
-        assert_eq!(
-            b.take(),
-            Some(Flush::Range {
-                first: 90,
-                pages: 11
-            })
-        );
-        assert_eq!(b.take(), None, "take empties the batch");
-        b.add(0, FlushBatch::CEILING);
-        assert_eq!(
-            b.take(),
-            Some(Flush::Range {
-                first: 0,
-                pages: 33
-            })
-        );
-        b.add(0, FlushBatch::CEILING + 1);
-        assert_eq!(b.take(), Some(Flush::All));
     }
 
     #[test]
