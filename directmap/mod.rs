@@ -284,13 +284,22 @@ impl Batch<'_> {
         if self.queued.is_empty() {
             return Ok(());
         }
-        let pending = core::mem::take(&mut self.pending);
+        let mut pending = core::mem::take(&mut self.pending);
         match self.queued.protect(how) {
             Ok(()) => {
-                self.dm.counters.tlb_flushes.fetch_add(1, Relaxed);
-                for (page, before) in pending.iter() {
-                    self.protected(page, *before);
+                let counters = &self.dm.counters;
+                counters.tlb_flushes.fetch_add(1, Relaxed);
+                for (page, _) in pending.iter() {
+                    counters.unmapped.fetch_add(pages_of(page), Relaxed);
                 }
+                // Many pages of a region may have split it once: count per region.
+                pending.sort_unstable_by_key(|(page, _)| page.pfn);
+                count_regions(
+                    counters,
+                    pending
+                        .iter()
+                        .map(|(p, before)| (Level::Size2M.region_start(p.pfn), *before)),
+                );
                 Ok(())
             }
             Err(e) => {
@@ -360,9 +369,10 @@ impl Batch<'_> {
         if merge.is_empty() {
             return;
         }
-        let mut before: KVVec<Level> = KVVec::new();
+        let mut before: KVVec<(u64, Level)> = KVVec::new();
         for &head in merge.iter() {
-            let _ = before.push(dm::level_of(head).unwrap_or(Level::Size4K), GFP_KERNEL);
+            let was = dm::level_of(head).unwrap_or(Level::Size4K);
+            let _ = before.push((head, was), GFP_KERNEL);
         }
         // SAFETY: The model asks to merge only regions that were large mappings
         // before the module changed pages in them (`Release::merge`).
@@ -373,11 +383,36 @@ impl Batch<'_> {
             }
             Err(e) => pr_warn!("direct map not merged back: {:?}\n", e),
         }
-        for (&head, &was) in merge.iter().zip(before.iter()) {
-            let now = dm::level_of(head).unwrap_or(was);
-            dm.counters.count(Transitions::between(was, now));
-            forget_if_settled(&mut self.regions, head, Some(now));
+        // Regions of one 1G block merged into it once: count per block.
+        before.sort_unstable_by_key(|&(head, _)| head);
+        count_regions(&dm.counters, before.iter().copied());
+        for &head in merge.iter() {
+            forget_if_settled(&mut self.regions, head, dm::level_of(head));
         }
+    }
+}
+
+/// Counts what the kernel did to the 2M regions `changed`, given as their first
+/// PFN and their mapping before, sorted by PFN, a region possibly more than once:
+/// each region's split or merge once, and a 1G block's once for all its regions.
+fn count_regions(counters: &Counters, changed: impl Iterator<Item = (u64, Level)>) {
+    let (mut last_2m, mut last_1g) = (None, None);
+    for (head, before) in changed {
+        if last_2m == Some(head) {
+            continue;
+        }
+        last_2m = Some(head);
+        let Some(after) = dm::level_of(head) else {
+            continue;
+        };
+        let mut t = Transitions::between(before, after);
+        let block = Level::Size1G.region_start(head);
+        if last_1g == Some(block) {
+            t.splits_1g = 0;
+            t.merges_1g = 0;
+        }
+        last_1g = Some(block);
+        counters.count(t);
     }
 }
 
