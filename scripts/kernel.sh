@@ -141,14 +141,17 @@ common_prefix() {
 	echo "$n"
 }
 
-# Reverts, newest first, the patches of tree $1 after the first $2 (from its copies).
+# Reverts, newest first, the patches of tree $1 after the first $2 (from its copies),
+# keeping the tree's record of applied patches (apply-patches.sh) in step.
 revert_tail() {
 	local dir=$1 keep=$2 names
 	mapfile -t names < <(cut -d' ' -f1 "$dir/.snp-host-series" | tail -n +"$((keep + 1))")
+	cp "$dir/.snp-host-series" "$dir/.snp-host-applied"
 	for ((i = ${#names[@]} - 1; i >= 0; i--)); do
 		note "reverting ${names[i]} (changed or dropped since that tree was built)"
 		patch -d "$dir" -p1 -R -s -f <"$dir/.snp-host-patches/${names[i]}" ||
 			die "cannot revert ${names[i]} in $dir"
+		head -n "$((keep + i))" "$dir/.snp-host-series" >"$dir/.snp-host-applied"
 	done
 }
 
