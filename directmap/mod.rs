@@ -75,7 +75,8 @@ pub(crate) struct Counters {
     /// not present (`dm_unmapped_pages` in the ABI).
     pub(crate) unmapped: AtomicU64,
     /// TLB flushes the kernel issued for the module: one per protecting call, per
-    /// `set_memory_4k()` and per merge call that merged anything.
+    /// `set_memory_4k()` that changed a PTE and per merge call that merged
+    /// anything. The flush inside every split is not counted (splits are).
     pub(crate) tlb_flushes: AtomicU64,
 }
 
@@ -207,10 +208,14 @@ impl Batch<'_> {
             .map_err(|_| EINVAL)?;
         let done = match self.how {
             _ if prep.split_4k => {
+                // set_memory_4k() flushes by itself, if it changes the PTE: unless
+                // an earlier call marked it already.
+                let marked = dm::lookup(page.pfn).is_some_and(|e| e.kept_4k);
                 // SAFETY: The caller owns the page (this function's contract).
                 unsafe { dm::split_4k(page.pfn, pages) }.inspect(|()| {
-                    // set_memory_4k() flushed by itself.
-                    dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+                    if !marked {
+                        dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+                    }
                     self.count_change(page, before);
                 })
             }
@@ -230,6 +235,7 @@ impl Batch<'_> {
         // SAFETY: The caller of `make_private()` owns the page.
         unsafe { one.push(page.pfn, order_of(page)) }?;
         one.protect(how)?;
+        self.dm.counters.tlb_flushes.fetch_add(1, Relaxed);
         self.protected(page, before);
         Ok(())
     }
@@ -467,6 +473,7 @@ mod tests {
                 level: Level::Size4K,
                 present: reach == Reach::User,
                 writable: false,
+                kept_4k: false,
             };
             assert_eq!(private, want);
             assert_eq!(map.counters.unmapped.load(Relaxed), 1);

@@ -40,6 +40,8 @@ pub(crate) struct Entry {
     pub(crate) present: bool,
     /// Whether the entry is writable.
     pub(crate) writable: bool,
+    /// Whether `set_memory_4k()` marked the entry to stay 4K (`_PAGE_KERNEL_4K`).
+    pub(crate) kept_4k: bool,
 }
 
 /// Returns the direct-map entry that maps `pfn`, if a 4K, 2M or 1G leaf does.
@@ -63,6 +65,7 @@ pub(crate) fn lookup(pfn: u64) -> Option<Entry> {
         level,
         present: flags & (1 << bindings::_PAGE_BIT_PRESENT) != 0,
         writable: flags & (1 << bindings::_PAGE_BIT_RW) != 0,
+        kept_4k: flags & (1 << bindings::_PAGE_BIT_KERNEL_4K) != 0,
     })
 }
 
