@@ -6,9 +6,10 @@
  * memory, so the file must refuse (EPERM, changing nothing) the page
  * ioctls of any other process that gets hold of it: a forked child, which
  * sees the same addresses mapped to its own copies, or a process the file
- * was passed to over a unix socket.  Without the check, the child's
- * MAKE_SHARED would return the parent's page to the host by address and
- * its MAKE_PRIVATE would pin its own page into the parent's file.
+ * was passed to, over a unix socket (SCM_RIGHTS) or, in a kernel without
+ * unix sockets (CONFIG_UNIX=n), with pidfd_getfd().  Without the check, the
+ * child's MAKE_SHARED would return the parent's page to the host by address
+ * and its MAKE_PRIVATE would pin its own page into the parent's file.
  *
  * GET_STATUS and GET_STATS stay allowed from any process: they read
  * module-wide state and touch no page of the opener.  LOOKUP is a page
@@ -38,6 +39,13 @@
 #include "snp_host_check.h"
 
 #define NPAGES		4
+
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open		434
+#endif
+#ifndef __NR_pidfd_getfd
+#define __NR_pidfd_getfd	438
+#endif
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE	0x100000
@@ -69,7 +77,9 @@ struct report {
 	struct snp_host_status status;
 	int stage_ret;
 	char why[160];
-	/* The opener's pages (the passed-file test). */
+	/* The opener, its file and its pages (the passed-file test). */
+	pid_t opener_pid;
+	int opener_fd;
 	char *hva;
 	__u64 pfn[NPAGES];
 };
@@ -173,8 +183,12 @@ static void state_expect_same(struct __test_metadata *_metadata,
 	b->snap.rmp = NULL;
 }
 
-/* Sends @fd over the unix socket @sock; 0 or a negative errno. */
-static int send_fd(int sock, int fd)
+/*
+ * Passes @fd to another process: over the unix socket @sock, or when there
+ * is none (@sock < 0), by telling its number so that the other process can
+ * take it with pidfd_getfd().  0 or a negative errno.
+ */
+static int send_fd(int sock, int fd, struct report *rep)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct msghdr msg = { 0 };
@@ -182,6 +196,10 @@ static int send_fd(int sock, int fd)
 	char byte = 'f';
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
 
+	rep->opener_pid = getpid();
+	rep->opener_fd = fd;
+	if (sock < 0)
+		return 0;
 	memset(cbuf, 0, sizeof(cbuf));
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
@@ -196,15 +214,24 @@ static int send_fd(int sock, int fd)
 }
 
 /* Receives a file sent by send_fd(); the new fd or a negative errno. */
-static int recv_fd(int sock)
+static int recv_fd(int sock, const struct report *rep)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct msghdr msg = { 0 };
 	struct cmsghdr *cmsg;
 	char byte;
 	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	int fd;
+	int fd, pidfd;
 
+	if (sock < 0) {
+		pidfd = syscall(__NR_pidfd_open, rep->opener_pid, 0);
+		if (pidfd < 0)
+			return -errno;
+		fd = syscall(__NR_pidfd_getfd, pidfd, rep->opener_fd, 0);
+		fd = fd < 0 ? -errno : fd;
+		close(pidfd);
+		return fd;
+	}
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
 	msg.msg_control = cbuf;
@@ -371,7 +398,7 @@ static int opener(int sock, int cmd, int ack, struct report *rep)
 	if (pagemap_pfns(pages, NPAGES, rep->pfn))
 		return 1;
 	rep->hva = pages;
-	if (send_fd(sock, fd) || !say(ack))
+	if (send_fd(sock, fd, rep) || !say(ack))
 		return 1;
 	/* B has tried everything: are A's pages what A made them? */
 	if (!wait_word(cmd))
@@ -402,14 +429,15 @@ static int receiver(int sock, int cmd, int ack, struct report *rep)
 	char *mine, *theirs;
 	int fd;
 
-	fd = recv_fd(sock);
+	fd = recv_fd(sock, rep);
 	if (fd < 0) {
 		snprintf(rep->why, sizeof(rep->why), "B: no file: %s", strerror(-fd));
 		return 1;
 	}
-	mine = map_pages(NPAGES);
+	/* First: B's layout is A's, so B's next mapping would land there. */
 	theirs = mmap(rep->hva, NPAGES * SZ_4K, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	mine = map_pages(NPAGES);
 	if (!mine || theirs != rep->hva) {
 		snprintf(rep->why, sizeof(rep->why),
 			 "B: cannot map pages at A's address %p", rep->hva);
@@ -448,17 +476,24 @@ TEST_F(owner, passed_file_gets_eperm_and_last_close_returns)
 	long long pins0;
 	pid_t a, b;
 
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+		ASSERT_TRUE(errno == EAFNOSUPPORT || errno == ENOSYS)
+			TH_LOG("socketpair: %s", strerror(errno));
+		TH_LOG("no unix sockets (CONFIG_NET or CONFIG_UNIX =n): passing the file with pidfd_getfd()");
+		sv[0] = -1;
+		sv[1] = -1;
+	}
 	ASSERT_EQ(0, pipe(acmd));
 	ASSERT_EQ(0, pipe(aack));
-	ASSERT_EQ(0, pipe(bcmd));
-	ASSERT_EQ(0, pipe(back));
 	pins0 = foll_pins_held();
 	read_stats(_metadata, env->fd, &st0);
 
 	a = spawn(opener, sv[0], acmd, aack, rep);
 	ASSERT_LE(0, a);
 	self->child[0] = a;
+	/* Only the child holds its ends: if it dies, we read EOF. */
+	close(acmd[0]);
+	close(aack[1]);
 	ASSERT_TRUE(wait_word(aack[0])) TH_LOG("%s", rep->why);
 	EXPECT_EQ(pins0 + NPAGES, foll_pins_held());
 	expect_rmp(_metadata, env, rep->pfn, NPAGES, &w, SZ_4K);
@@ -466,9 +501,14 @@ TEST_F(owner, passed_file_gets_eperm_and_last_close_returns)
 	if (env->debugfs)
 		before_rmp = read_text(SNP_DEBUGFS_RMP);
 
+	/* Made after A exists, so that A holds none of B's. */
+	ASSERT_EQ(0, pipe(bcmd));
+	ASSERT_EQ(0, pipe(back));
 	b = spawn(receiver, sv[1], bcmd, back, rep);
 	ASSERT_LE(0, b);
 	self->child[1] = b;
+	close(bcmd[0]);
+	close(back[1]);
 	ASSERT_TRUE(wait_word(back[0])) TH_LOG("%s", rep->why);
 	expect_refusals(_metadata, rep, env->fd, "process the file was passed to");
 

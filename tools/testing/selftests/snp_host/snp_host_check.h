@@ -227,6 +227,8 @@ static inline int stats_diff(struct __test_metadata *_metadata,
 	static const char *const stat_names[] = {
 		"private_4k", "private_2m", "make_private", "make_shared",
 		"psmash", "transient_retries", "failures", "leaked_pages",
+		"dm_splits_2m", "dm_splits_1g", "dm_merges_2m", "dm_merges_1g",
+		"dm_unmapped_pages", "tlb_flushes",
 	};
 	const __u64 *a = (const __u64 *)x, *b = (const __u64 *)y;
 	size_t i, n = sizeof(*x) / sizeof(__u64);
