@@ -441,27 +441,26 @@ TEST_F_TIMEOUT(big, close_without_lockup, 300)
 	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 		TH_LOG("contender: %s", strerror(-sh->err));
 	/*
-	 * Conversions that ended in the middle four fifths of the close: one
-	 * in flight when the close began may end at its very start, one that
-	 * was blocked for the whole walk only at its very end.
+	 * The close returns its pages in batches and lets others in between:
+	 * none of the contender's conversions may wait for most of it.  A
+	 * close of a quarter of a second or more spans many batches (the test
+	 * VM takes about a second); below that nothing can be told.  The
+	 * contender's conversions that ended inside the close are counted
+	 * for the log: the clock of a busy host makes them a weaker measure.
 	 */
 	for (i = sh->ops > OP_RING ? sh->ops - OP_RING : 0; i < sh->ops; i++) {
 		double end = sh->op_end[i % OP_RING];
 
-		during += end > t1 + 0.1 * (t2 - t1) && end < t1 + 0.9 * (t2 - t1);
+		during += end > t1 && end < t2;
 	}
 	TH_LOG("closing 512 MiB private took %.2f s", t2 - t1);
 	TH_LOG("the contender converted %lld times meanwhile; its longest conversion took %.3f s",
 	       during, sh->longest);
-	/*
-	 * A close of a quarter of a second or more spans several batches (the
-	 * test VM takes about a second): one at least must have let the
-	 * contender in.
-	 */
 	if (t2 - t1 >= 0.25)
-		EXPECT_LT(0, during)
-			TH_LOG("%s",
-			       "no other conversion got through during the close: it holds the module-wide locks for the whole walk");
+		EXPECT_TRUE(sh->longest < 0.5 * (t2 - t1))
+			TH_LOG("another file's conversion waited %.3f s of the %.2f s close: %s",
+			       sh->longest, t2 - t1,
+			       "the close holds the module-wide locks for the whole walk");
 
 	/* Reports of a blocked task come at the detector's next look. */
 	if (self->knob[1].present)
