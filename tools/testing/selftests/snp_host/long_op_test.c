@@ -374,6 +374,7 @@ TEST_F_TIMEOUT(big, close_without_lockup, 300)
 	struct shared *sh = self->sh;
 	struct snp_host_stats st0, st1;
 	long long pins0, seq0, seq1, vm_pin0, during = 0, i;
+	struct knob *k;
 	double t0, t1, t2;
 	char *rmp0 = NULL, *rmp1 = NULL, *p;
 	int fd, ret, status;
@@ -482,6 +483,14 @@ TEST_F_TIMEOUT(big, close_without_lockup, 300)
 	free(rmp0);
 	free(rmp1);
 	munmap(p, BIG_PAGES * SZ_4K);
+
+	/* The teardown does it again, and the guard after it. */
+	knobs_restore(self->knob, 2);
+	for (k = self->knob; k < self->knob + 2; k++) {
+		if (k->present)
+			EXPECT_EQ(k->old, read_ll(k->path))
+				TH_LOG("%s not restored", k->path);
+	}
 }
 
 TEST_HARNESS_MAIN
