@@ -26,9 +26,9 @@
 )]
 pub(crate) mod model;
 
+use crate::counters::COUNTERS;
 use crate::kernel_ext::{directmap as dm, param::Choice};
 use crate::rmp::model::PageSize;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
     fmt,
     new_mutex,
@@ -64,29 +64,12 @@ pub(crate) enum Reach {
     Kernel,
 }
 
-/// What the module did to the direct map, as `SNP_HOST_GET_STATS` reports it.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) splits_2m: AtomicU64,
-    pub(crate) splits_1g: AtomicU64,
-    pub(crate) merges_2m: AtomicU64,
-    pub(crate) merges_1g: AtomicU64,
-    /// Pages the module keeps out of the direct map's write path now, read-only or
-    /// not present (`dm_unmapped_pages` in the ABI).
-    pub(crate) unmapped: AtomicU64,
-    /// TLB flushes the kernel issued for the module: one per protecting call, per
-    /// `set_memory_4k()` that changed a PTE and per merge call that merged
-    /// anything. The flush inside every split is not counted (splits are).
-    pub(crate) tlb_flushes: AtomicU64,
-}
-
-impl Counters {
-    fn count(&self, t: Transitions) {
-        self.splits_2m.fetch_add(t.splits_2m, Relaxed);
-        self.splits_1g.fetch_add(t.splits_1g, Relaxed);
-        self.merges_2m.fetch_add(t.merges_2m, Relaxed);
-        self.merges_1g.fetch_add(t.merges_1g, Relaxed);
-    }
+/// Counts the leaf changes `t` in the module's counters.
+fn count(t: Transitions) {
+    COUNTERS.dm_splits_2m.add(t.splits_2m);
+    COUNTERS.dm_splits_1g.add(t.splits_1g);
+    COUNTERS.dm_merges_2m.add(t.merges_2m);
+    COUNTERS.dm_merges_1g.add(t.merges_1g);
 }
 
 /// One page of a conversion: 4K, or 2M (512 pages from a 2M-aligned PFN).
@@ -100,7 +83,6 @@ pub(crate) struct Page {
 #[pin_data]
 pub(crate) struct DirectMap {
     pub(crate) policy: Policy,
-    pub(crate) counters: Counters,
     /// Every 2M region holding, or having held, a guest-owned page, by first PFN.
     #[pin]
     regions: Mutex<RBTree<u64, Region>>,
@@ -111,7 +93,6 @@ impl DirectMap {
     pub(crate) fn new(policy: Policy) -> impl PinInit<Self> {
         pin_init!(Self {
             policy,
-            counters: Counters::default(),
             regions <- new_mutex!(RBTree::new(), "snp_host_directmap"),
         })
     }
@@ -130,6 +111,7 @@ impl DirectMap {
             how: self.policy.protection(reach == Reach::User),
             queued: dm::Ranges::new(),
             pending: KVVec::new(),
+            unprotected: KVVec::new(),
             merge: KVVec::new(),
         }
     }
@@ -171,6 +153,9 @@ pub(crate) struct Batch<'a> {
     queued: dm::Ranges,
     /// The same pages, with the size of their mapping before, for the counters.
     pending: KVVec<(Page, Level)>,
+    /// Pages a failed flush left unprotected, still counted private until their
+    /// callers give them back with [`Batch::make_shared`].
+    unprotected: KVVec<(Page, Level)>,
     merge: KVVec<u64>,
 }
 
@@ -214,7 +199,7 @@ impl Batch<'_> {
                 // SAFETY: The caller owns the page (this function's contract).
                 unsafe { dm::split_4k(page.pfn, pages) }.inspect(|()| {
                     if !marked {
-                        dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+                        COUNTERS.tlb_flushes.add(1);
                     }
                     self.count_change(page, before);
                 })
@@ -235,7 +220,7 @@ impl Batch<'_> {
         // SAFETY: The caller of `make_private()` owns the page.
         unsafe { one.push(page.pfn, order_of(page)) }?;
         one.protect(how)?;
-        self.dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+        COUNTERS.tlb_flushes.add(1);
         self.protected(page, before);
         Ok(())
     }
@@ -253,14 +238,14 @@ impl Batch<'_> {
 
     /// Counts `page` as protected, and the split that needed, if any.
     fn protected(&self, page: &Page, before: Level) {
-        self.dm.counters.unmapped.fetch_add(pages_of(page), Relaxed);
+        COUNTERS.dm_unmapped_pages.add(pages_of(page));
         self.count_change(page, before);
     }
 
     /// Counts the change of the mapping of `page` since it was `before`.
     fn count_change(&self, page: &Page, before: Level) {
         if let Some(after) = dm::level_of(page.pfn) {
-            self.dm.counters.count(Transitions::between(before, after));
+            count(Transitions::between(before, after));
         }
     }
 
@@ -281,8 +266,8 @@ impl Batch<'_> {
     /// # Errors
     ///
     /// `ENOMEM` if a large mapping had to be split and could not be. Then none of
-    /// those pages is protected, and the batch no longer counts them as private:
-    /// none of them may become guest-owned, and none needs [`Batch::make_shared`].
+    /// those pages is protected: none of them may become guest-owned, and each goes
+    /// back with [`Batch::make_shared`], which then has nothing to restore.
     pub(crate) fn flush(&mut self) -> Result {
         let Some(how) = self.how else {
             return Ok(());
@@ -293,15 +278,13 @@ impl Batch<'_> {
         let mut pending = core::mem::take(&mut self.pending);
         match self.queued.protect(how) {
             Ok(()) => {
-                let counters = &self.dm.counters;
-                counters.tlb_flushes.fetch_add(1, Relaxed);
+                COUNTERS.tlb_flushes.add(1);
                 for (page, _) in pending.iter() {
-                    counters.unmapped.fetch_add(pages_of(page), Relaxed);
+                    COUNTERS.dm_unmapped_pages.add(pages_of(page));
                 }
                 // Many pages of a region may have split it once: count per region.
                 pending.sort_unstable_by_key(|(page, _)| page.pfn);
                 count_regions(
-                    counters,
                     pending
                         .iter()
                         .map(|(p, before)| (Level::Size2M.region_start(p.pfn), *before)),
@@ -309,8 +292,16 @@ impl Batch<'_> {
                 Ok(())
             }
             Err(e) => {
-                for (page, _) in pending.iter() {
-                    self.undo_private(page);
+                if self.unprotected.is_empty() {
+                    self.unprotected = pending;
+                } else {
+                    for &p in pending.iter() {
+                        // Without memory to remember it, forget the page now: its
+                        // caller's make_shared() then fails and the page is leaked.
+                        if self.unprotected.push(p, GFP_KERNEL).is_err() {
+                            self.undo_private(&p.0);
+                        }
+                    }
                 }
                 Err(e)
             }
@@ -330,9 +321,15 @@ impl Batch<'_> {
     /// The caller owns the page, as [`Batch::make_private`] says, and made it
     /// private with a batch of the same [`DirectMap`].
     pub(crate) unsafe fn make_shared(&mut self, page: &Page) -> Result {
-        // Made private by this batch and not flushed yet: nothing to restore.
+        // Made private by this batch and never protected: nothing to restore.
         if self.queued.remove(page.pfn) {
             self.pending.retain(|(p, _)| p.pfn != page.pfn);
+            self.undo_private(page);
+            return Ok(());
+        }
+        let unprotected = self.unprotected.len();
+        self.unprotected.retain(|(p, _)| p.pfn != page.pfn);
+        if self.unprotected.len() != unprotected {
             self.undo_private(page);
             return Ok(());
         }
@@ -354,9 +351,9 @@ impl Batch<'_> {
                 let _ = region.make_private(dm.policy, pages as u32);
                 return Err(e);
             }
-            dm.counters.unmapped.fetch_sub(pages, Relaxed);
+            COUNTERS.dm_unmapped_pages.sub(pages);
             if let (Some(was), Some(now)) = (before, dm::level_of(page.pfn)) {
-                dm.counters.count(Transitions::between(was, now));
+                count(Transitions::between(was, now));
             }
         }
         if rel.merge {
@@ -370,7 +367,6 @@ impl Batch<'_> {
 
     /// Merges every region the batch emptied, with one TLB flush in all.
     fn merge(&mut self) {
-        let dm = self.dm;
         let merge = core::mem::take(&mut self.merge);
         if merge.is_empty() {
             return;
@@ -385,13 +381,13 @@ impl Batch<'_> {
         match unsafe { dm::collapse(&merge) } {
             Ok(0) => {}
             Ok(_) => {
-                dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+                COUNTERS.tlb_flushes.add(1);
             }
             Err(e) => pr_warn!("direct map not merged back: {:?}\n", e),
         }
         // Regions of one 1G block merged into it once: count per block.
         before.sort_unstable_by_key(|&(head, _)| head);
-        count_regions(&dm.counters, before.iter().copied());
+        count_regions(before.iter().copied());
         for &head in merge.iter() {
             forget_if_settled(&mut self.regions, head, dm::level_of(head));
         }
@@ -401,7 +397,7 @@ impl Batch<'_> {
 /// Counts what the kernel did to the 2M regions `changed`, given as their first
 /// PFN and their mapping before, sorted by PFN, a region possibly more than once:
 /// each region's split or merge once, and a 1G block's once for all its regions.
-fn count_regions(counters: &Counters, changed: impl Iterator<Item = (u64, Level)>) {
+fn count_regions(changed: impl Iterator<Item = (u64, Level)>) {
     let (mut last_2m, mut last_1g) = (None, None);
     for (head, before) in changed {
         if last_2m == Some(head) {
@@ -418,7 +414,7 @@ fn count_regions(counters: &Counters, changed: impl Iterator<Item = (u64, Level)
             t.merges_1g = 0;
         }
         last_1g = Some(block);
-        counters.count(t);
+        count(t);
     }
 }
 
@@ -451,8 +447,11 @@ mod tests {
     use crate::kernel_ext::directmap::Entry;
 
     /// Makes a page the test allocated private and shared again with a `reach`
-    /// batch under `coalesce`, checking the kernel's page tables on the way.
+    /// batch under `coalesce`, checking the kernel's page tables on the way, and
+    /// the module-wide counters by their change (nothing else converts while
+    /// KUnit runs at load).
     fn round_trip(reach: Reach) -> Result {
+        let c = &COUNTERS;
         let page = kernel::page::Page::alloc_page(GFP_KERNEL)?;
         let pfn = dm::pfn_of(&page);
         let start = dm::lookup(pfn).ok_or(EINVAL)?;
@@ -462,6 +461,9 @@ mod tests {
             pfn,
             size: PageSize::Size4K,
         };
+        let (unmapped, flushes) = (c.dm_unmapped_pages.get(), c.tlb_flushes.get());
+        let (splits, merges) = (c.dm_splits_2m.get(), c.dm_merges_2m.get());
+        let was_large = u64::from(start.level > Level::Size4K);
         {
             let mut batch = map.batch_for(reach);
             // SAFETY: The test allocated the page; nobody else knows it.
@@ -476,10 +478,9 @@ mod tests {
                 kept_4k: false,
             };
             assert_eq!(private, want);
-            assert_eq!(map.counters.unmapped.load(Relaxed), 1);
-            assert_eq!(map.counters.tlb_flushes.load(Relaxed), 1);
-            let splits = map.counters.splits_2m.load(Relaxed);
-            assert_eq!(splits, u64::from(start.level > Level::Size4K));
+            assert_eq!(c.dm_unmapped_pages.get(), unmapped + 1);
+            assert_eq!(c.tlb_flushes.get(), flushes + 1);
+            assert_eq!(c.dm_splits_2m.get(), splits + was_large);
             // SAFETY: As above.
             unsafe { batch.make_shared(&p) }?;
         }
@@ -487,11 +488,8 @@ mod tests {
         let end = dm::lookup(pfn).ok_or(EINVAL)?;
         assert!(end.present && end.writable);
         assert!(end.level >= start.level.min(Level::Size2M));
-        assert_eq!(map.counters.unmapped.load(Relaxed), 0);
-        assert_eq!(
-            map.counters.merges_2m.load(Relaxed),
-            u64::from(start.level > Level::Size4K)
-        );
+        assert_eq!(c.dm_unmapped_pages.get(), unmapped);
+        assert_eq!(c.dm_merges_2m.get(), merges + was_large);
         Ok(())
     }
 

@@ -9,7 +9,6 @@ use super::emulated::EmulatedRmp;
 use super::hardware::Hardware;
 use super::model::{Lookup, PageSize, Record, Rmp, RmpError, State};
 use super::platform::{BackendKind, Platform};
-use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{prelude::*, sync::Arc};
 
 /// How often a transient failure (another CPU updating the same 2M region) is
@@ -45,7 +44,6 @@ enum Inner {
 /// The RMP backend in use.
 pub(crate) struct Backend {
     inner: Inner,
-    retries: AtomicU64,
 }
 
 impl Backend {
@@ -67,13 +65,7 @@ impl Backend {
                 Inner::Emulated(KBox::pin_init(EmulatedRmp::new(end_pfn), GFP_KERNEL)?)
             }
         };
-        Ok(Arc::new(
-            Self {
-                inner,
-                retries: AtomicU64::new(0),
-            },
-            GFP_KERNEL,
-        )?)
+        Ok(Arc::new(Self { inner }, GFP_KERNEL)?)
     }
 
     /// Returns which backend this is.
@@ -102,7 +94,7 @@ impl Backend {
 
     /// Returns how many transient failures were retried so far.
     pub(crate) fn transient_retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
+        crate::counters::COUNTERS.transient_retries.get()
     }
 
     /// Runs one writing instruction on the backend.
@@ -132,7 +124,7 @@ impl Backend {
             match self.run(op) {
                 Err(e) if e.is_transient() && attempt < TRANSIENT_RETRIES => {
                     attempt += 1;
-                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    crate::counters::COUNTERS.transient_retries.add(1);
                     core::hint::spin_loop();
                 }
                 Err(e) => {
