@@ -48,7 +48,7 @@ module! {
 kernel_ext::param::choice_param!(
     DIRECTMAP: directmap::model::Policy,
     "directmap",
-    "coalesce|split|unmap: what happens to the direct map around guest pages (split: as Linux 7.3; unmap: as the SNP RFC)"
+    "coalesce|split|unmap: what happens to the direct map around guest pages (split: as Linux 7.3; unmap: the SNP RFC's cost, a flush per page and no merging; pages no user mapping reaches are made not present, user-mapped ones write-protected)"
 );
 
 kernel_ext::param::choice_param!(
