@@ -311,7 +311,7 @@ fn random_sequences_reach_every_outcome() {
         "Update: Err(FailOverlap",
         "Update: Err(NotCovered",
         "Psmash: Ok",
-        "Psmash: Err(FailBadAddr",
+        "Psmash: Err(FailNotExpandable",
         "Psmash: Err(FailInput",
         "Pvalidate: Ok(true",
         "Pvalidate: Ok(false",

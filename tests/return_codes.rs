@@ -235,10 +235,10 @@ fn psmash_splits_and_keeps_validated() {
 fn psmash_error_codes() {
     let mut r = rmp();
     assert_eq!(r.psmash(513), Err(RmpError::FailInput));
-    assert_eq!(r.psmash(512), Err(RmpError::FailBadAddr)); // shared
+    assert_eq!(r.psmash(512), Err(RmpError::FailNotExpandable)); // shared
     r.rmpupdate(512, &private(0x1000, PageSize::Size4K))
         .unwrap();
-    assert_eq!(r.psmash(512), Err(RmpError::FailBadAddr)); // 4K entry
+    assert_eq!(r.psmash(512), Err(RmpError::FailNotExpandable)); // 4K entry
     r.rmpupdate(0, &State::private(0, PageSize::Size2M, 1, true))
         .unwrap();
     assert_eq!(r.psmash(0), Err(RmpError::FailPermission));
@@ -249,7 +249,7 @@ fn psmash_error_codes() {
     r.set_busy(None);
     assert_eq!(r.psmash(END), Err(RmpError::NotCovered));
     r.psmash(1024).unwrap();
-    assert_eq!(r.psmash(1024), Err(RmpError::FailBadAddr)); // already split
+    assert_eq!(r.psmash(1024), Err(RmpError::FailNotExpandable)); // already split
 }
 
 #[test]
@@ -565,6 +565,7 @@ fn every_hardware_code_decodes_and_encodes() {
         (Insn::Psmash, 2, RmpError::FailPermission),
         (Insn::Psmash, 3, RmpError::FailInUse),
         (Insn::Psmash, 4, RmpError::FailBadAddr),
+        (Insn::Psmash, 7, RmpError::FailNotExpandable),
         (Insn::Rmpread, 1, RmpError::FailInput),
         (Insn::Rmpread, 2, RmpError::FailPermission),
         (Insn::Pvalidate, 1, RmpError::FailInput),
@@ -586,7 +587,10 @@ fn every_hardware_code_decodes_and_encodes() {
         Insn::Rmpadjust,
     ] {
         assert_eq!(RmpError::check(insn, 0), Ok(()));
-        assert_eq!(RmpError::check(insn, 7), Err(RmpError::Unexpected(7)));
+        assert_eq!(RmpError::check(insn, 9), Err(RmpError::Unexpected(9)));
+        if insn != Insn::Psmash {
+            assert_eq!(RmpError::check(insn, 7), Err(RmpError::Unexpected(7)));
+        }
     }
     assert_eq!(
         RmpError::check(Insn::Pvalidate, 2),
@@ -606,10 +610,12 @@ fn every_hardware_code_decodes_and_encodes() {
         RmpError::FailInUse,
         RmpError::FailOverlap,
         RmpError::FailBadAddr,
+        RmpError::FailNotExpandable,
         RmpError::FailSizeMismatch,
         RmpError::Unexpected(3),
         RmpError::NotCovered,
         RmpError::NoMemory,
+        RmpError::SnpDisabled,
     ]
     .into_iter()
     .filter(|e| e.is_transient())
@@ -617,6 +623,7 @@ fn every_hardware_code_decodes_and_encodes() {
     assert_eq!(transient, [RmpError::FailInUse, RmpError::FailOverlap]);
     assert_eq!(RmpError::Unexpected(9).code(), Some(9));
     assert_eq!(RmpError::NotCovered.code(), None);
+    assert_eq!(RmpError::SnpDisabled.code(), None);
 }
 
 // ---- Decoders --------------------------------------------------------------------

@@ -11,7 +11,7 @@
 //! a 4K RMPUPDATE inside an assigned 2M page fails with `FAIL_OVERLAP`; a 2M RMPUPDATE
 //! fails with `FAIL_OVERLAP` when any 4K entry of the region is assigned at 4K and with
 //! `FAIL_PERMISSION` when any is immutable (permission is checked first); PSMASH of
-//! anything but an assigned 2M entry fails with `FAIL_BADADDR`, of an immutable one with
+//! anything but an assigned 2M entry fails with code 7 (not expandable), of an immutable one with
 //! `FAIL_PERMISSION`; RMPREAD of a page inside a 2M entry reports the 2M entry with the
 //! page's own GPA (the 2M page's GPA plus its offset), which is also what PSMASH leaves
 //! behind.
@@ -346,7 +346,7 @@ impl<S: Store> Rmp for Emulated<S> {
         self.claim(pfn)?;
         let head = self.entry(pfn);
         if !head.assigned() || head.page_size() != PageSize::Size2M {
-            return Err(RmpError::FailBadAddr);
+            return Err(RmpError::FailNotExpandable);
         }
         if head.immutable() {
             return Err(RmpError::FailPermission);
@@ -376,7 +376,7 @@ impl<S: Store> Rmp for Emulated<S> {
     /// page of its region is assigned.
     fn rmpread(&self, pfn: u64) -> Result<Record, RmpError> {
         let entry = self.effective(pfn)?;
-        let record = entry.record();
+        let record = entry.as_record();
         if entry.page_size() == PageSize::Size4K && PageSize::Size2M.is_aligned(pfn) {
             let region_4k = self.region(pfn).any(|(_, entry)| entry.assigned());
             return Ok(record.with_region_4k(region_4k));

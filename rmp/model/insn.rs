@@ -89,7 +89,7 @@ pub trait Rmp {
     ///
     /// # Errors
     ///
-    /// `FailInput` for a misaligned `pfn`, `FailBadAddr` if there is no assigned 2M entry
+    /// `FailInput` for a misaligned `pfn`, `FailNotExpandable` if there is no assigned 2M entry
     /// there, `FailPermission` for an immutable entry, `FailInUse` if another CPU updates
     /// the region, `NotCovered` beyond the table.
     fn psmash(&mut self, pfn: u64) -> Result<(), RmpError>;

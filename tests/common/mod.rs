@@ -197,7 +197,7 @@ impl Reference {
         self.claim(pfn)?;
         let pages = &mut self.pages[Self::range(pfn, PageSize::Size2M)];
         if !pages[0].assigned || pages[0].size != PageSize::Size2M {
-            return Err(RmpError::FailBadAddr);
+            return Err(RmpError::FailNotExpandable);
         }
         if pages[0].immutable {
             return Err(RmpError::FailPermission);
