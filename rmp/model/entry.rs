@@ -531,11 +531,31 @@ impl Entry {
         if !self.assigned() && (self.validated() || self.vmsa()) {
             return Err(DecodeError::Inconsistent);
         }
-        Ok(self.record())
+        Ok(self.as_record())
     }
 
-    /// Maps the entry onto the RMPREAD format without checking it.
-    pub(super) fn record(&self) -> Record {
+    /// Maps the entry onto the RMPREAD format the way Linux does on processors without
+    /// RMPREAD: the fields the record has, nothing else, and no checks.
+    ///
+    /// This is the decoder for entries read from the live table. Bits it does not
+    /// interpret (the firmware's bits 11:3 and 63, the high quadword, bits a later
+    /// processor may define) cannot change the result, so a table written by newer
+    /// firmware still reads; the 2M region status is not computed (Linux does not either).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use snp_host_model::rmp::model::{Entry, PageSize};
+    ///
+    /// let lo = 1 | (1 << 1) | (0x40 << 12) | (3 << 51);
+    /// let plain = Entry::from_qwords(lo, 0).as_record();
+    /// // The firmware's sub-page count and lock bit, and the VMPL masks, do not matter.
+    /// let busy = Entry::from_qwords(lo | (0x1ff << 3) | (1 << 63), u64::MAX).as_record();
+    /// assert_eq!(plain, busy);
+    /// assert!(plain.assigned() && plain.page_size() == PageSize::Size2M);
+    /// assert_eq!((plain.gpa(), plain.asid()), (0x4_0000, 3));
+    /// ```
+    pub fn as_record(&self) -> Record {
         let attrs = RecordAttrs::default()
             .with_assigned(self.assigned())
             .with_page_size(self.page_size())
@@ -620,6 +640,46 @@ impl Record {
         Ok(Self { gpa, attrs })
     }
 
+    /// Decodes what RMPREAD wrote, as the two quadwords of its naturally aligned operand,
+    /// the way Linux reads it: bits the record does not define are ignored, not
+    /// rejected.
+    ///
+    /// A later processor may define bits that are reserved today; rejecting them would
+    /// make every lookup on it fail. The ignored bits are returned so that the caller can
+    /// say so once in the log.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use snp_host_model::rmp::model::{PageSize, Record};
+    ///
+    /// // Assigned, 2M, ASID 7, with reserved bit 3 and GPA bit 0 set.
+    /// let (r, ignored) = Record::from_rmpread([0x20_0001, (7 << 32) | (1 << 8) | (1 << 3) | 1]);
+    /// assert!(r.assigned() && r.page_size() == PageSize::Size2M);
+    /// assert_eq!((r.gpa(), r.asid()), (0x20_0000, 7));
+    /// assert_eq!((ignored.gpa, ignored.attrs), (1, 1 << 3));
+    /// assert!(!Record::from_rmpread([0x20_0000, 1]).1.any());
+    /// ```
+    pub fn from_rmpread(raw: [u64; 2]) -> (Self, Ignored) {
+        let [gpa, attrs] = raw;
+        let known = RecordAttrs::from_raw(attrs)
+            .with_reserved1(0)
+            .with_reserved2(0)
+            .with_reserved3(0);
+        let page = gpa & (u64::MAX << PAGE_SHIFT);
+        let ignored = Ignored {
+            gpa: gpa ^ page,
+            attrs: attrs ^ known.raw(),
+        };
+        (
+            Self {
+                gpa: page,
+                attrs: known,
+            },
+            ignored,
+        )
+    }
+
     /// Returns the 16 bytes of the record.
     pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.gpa, self.attrs.raw())
@@ -666,6 +726,23 @@ impl Record {
     }
 }
 
+/// Bits of an RMPREAD result that [`Record::from_rmpread`] ignored because the record
+/// format does not define them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ignored {
+    /// Bits 11:0 of the GPA quadword.
+    pub gpa: u64,
+    /// Reserved bits of the attribute quadword, in place.
+    pub attrs: u64,
+}
+
+impl Ignored {
+    /// Returns whether any bit was ignored.
+    pub const fn any(&self) -> bool {
+        self.gpa != 0 || self.attrs != 0
+    }
+}
+
 bitfield! {
     /// Second quadword of an RMPUPDATE new-state record.
     pub struct StateAttrs {
@@ -709,6 +786,11 @@ pub struct State {
     gpa: u64,
     attrs: StateAttrs,
 }
+
+// The instructions take these records through a pointer: 16 bytes, aligned as their
+// first member (Linux's structs are `__packed` but their users are naturally aligned).
+const _: () = assert!(core::mem::size_of::<State>() == 16 && core::mem::align_of::<State>() == 8);
+const _: () = assert!(core::mem::size_of::<Record>() == 16 && core::mem::align_of::<Record>() == 8);
 
 /// A decoded, valid RMPUPDATE request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

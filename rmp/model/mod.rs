@@ -42,6 +42,7 @@ pub use self::entry::{
     Entry,
     EntryHi,
     EntryLo,
+    Ignored,
     PageSize,
     Perms,
     Record,
