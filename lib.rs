@@ -15,6 +15,10 @@
 pub mod rmp {
     #[path = "model/mod.rs"]
     pub mod model;
+
+    // Test data, not compiled into the module (its KUnit suites include it).
+    #[path = "model/reference.rs"]
+    pub mod reference;
 }
 
 /// Kernel direct-map logic.

@@ -9,7 +9,10 @@
 //! still add a speculation barrier (`array_index_nospec()` in C) after the checks, since
 //! `core` has none.
 
-use super::bits::bitfield;
+use super::bits::{
+    bitfield,
+    mask, //
+};
 use super::entry::{
     PageSize,
     PAGE_SHIFT, //
@@ -115,6 +118,12 @@ impl RmpEnd {
 }
 
 impl RstEntry {
+    /// Describes a segment whose entries start at `base` (1 MiB-aligned; lower bits are
+    /// dropped) and which maps `mapped_gib` GiB.
+    pub const fn new(base: u64, mapped_gib: u64) -> Self {
+        Self::from_raw((base & mask(51, 20)) | (mapped_gib & mask(19, 0)))
+    }
+
     /// Returns the physical address of the segment's first RMP entry.
     pub fn base(self) -> u64 {
         self.base_bits() << 20
@@ -153,6 +162,29 @@ pub enum GeometryError {
     },
     /// The page has no RMP entry.
     NotCovered,
+}
+
+impl core::fmt::Display for GeometryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotReserved => {
+                f.write_str("the firmware reserved no table (RMP_BASE/RMP_END zero)")
+            }
+            Self::BadRange => f.write_str("RMP_BASE and RMP_END do not delimit a table"),
+            Self::NotSegmented => f.write_str("RMP_CFG does not enable segments"),
+            Self::BadShift => {
+                f.write_str("the segment size is outside what CPUID 0x80000025 allows")
+            }
+            Self::ShortRst => f.write_str("the segment table is shorter than the entries in use"),
+            Self::TooSmall { need, have } => {
+                write!(
+                    f,
+                    "it does not cover all RAM (needs {need:#x}, has {have:#x})"
+                )
+            }
+            Self::NotCovered => f.write_str("the page has no RMP entry"),
+        }
+    }
 }
 
 impl From<GeometryError> for RmpError {
@@ -304,6 +336,7 @@ pub struct Segmented<'a> {
     base: u64,
     shift: u32,
     rst: &'a [u64],
+    ram_end: u64,
 }
 
 impl<'a> Segmented<'a> {
@@ -347,22 +380,14 @@ impl<'a> Segmented<'a> {
             RST_ENTRIES
         };
         let rst = rst.get(..used).ok_or(GeometryError::ShortRst)?;
+        let ram_end = end_pfn.saturating_mul(1 << PAGE_SHIFT);
         let table = Self {
             base: base.address(),
             shift,
             rst,
+            ram_end,
         };
-        // Like Linux, RAM ends where the last segment that starts below the end of RAM
-        // ends; segments above RAM (trusted I/O) do not count.
-        let ram_end = end_pfn.saturating_mul(1 << PAGE_SHIFT);
-        let mut covered = 0;
-        for index in 0..rst.len() {
-            let start = table.segment_start(index);
-            let mapped = table.segment_mapped(index);
-            if mapped != 0 && start < ram_end {
-                covered = start + mapped;
-            }
-        }
+        let covered = table.covered_below(ram_end);
         if covered < ram_end {
             return Err(GeometryError::TooSmall {
                 need: ram_end,
@@ -390,6 +415,27 @@ impl<'a> Segmented<'a> {
     /// Returns the number of segment-table entries in use.
     pub fn segments(&self) -> usize {
         self.rst.len()
+    }
+
+    /// Returns where the memory the table covers ends, counting, like Linux, up to the
+    /// end of the last segment that starts below `ram_end`: segments above RAM (trusted
+    /// I/O) do not count.
+    fn covered_below(&self, ram_end: u64) -> u64 {
+        let mut covered = 0;
+        for index in 0..self.rst.len() {
+            let start = self.segment_start(index);
+            let mapped = self.segment_mapped(index);
+            if mapped != 0 && start < ram_end {
+                covered = start + mapped;
+            }
+        }
+        covered
+    }
+
+    /// Returns the physical address where the memory the segments cover ends (the end of
+    /// the last present segment that starts in RAM, as [`Segmented::new`] checked it).
+    pub fn covered_end(&self) -> u64 {
+        self.covered_below(self.ram_end)
     }
 
     /// Returns the first physical address segment `index` covers.

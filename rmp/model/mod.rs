@@ -19,6 +19,7 @@
 pub mod access;
 pub mod bits;
 pub mod cpuid;
+pub mod detect;
 pub mod emulated;
 pub mod entry;
 pub mod error;
@@ -36,6 +37,17 @@ pub use self::access::{
     MapSize, //
 };
 pub use self::cpuid::MemEncryptFeatures;
+pub use self::detect::{
+    decide,
+    rmpupdate_without_snp,
+    Decision,
+    HardwareRmp,
+    Reason,
+    Request,
+    Snapshot,
+    Syscfg,
+    Table, //
+};
 pub use self::emulated::Emulated;
 pub use self::entry::{
     DecodeError,
