@@ -26,6 +26,7 @@ pub mod error;
 pub mod geometry;
 pub mod guest;
 pub mod insn;
+pub mod retry;
 pub mod store;
 
 pub use self::access::{
@@ -100,6 +101,10 @@ pub use self::guest::{
 pub use self::insn::{
     Lookup,
     Rmp, //
+};
+pub use self::retry::{
+    Retry,
+    Step, //
 };
 pub use self::store::{
     ArrayStore,
