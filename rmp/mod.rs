@@ -8,6 +8,12 @@
 #[allow(unreachable_pub, dead_code, unused_imports)]
 pub(crate) mod model;
 
+// The reference hosts the KUnit suite `snp_host_platform` checks; test data only.
+#[cfg(CONFIG_KUNIT = "y")]
+#[path = "model/reference.rs"]
+#[allow(unreachable_pub)]
+mod reference;
+
 pub(crate) mod backend;
 pub(crate) mod emulated;
 pub(crate) mod hardware;

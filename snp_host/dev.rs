@@ -153,12 +153,7 @@ impl Shared {
     /// Counts an RMP failure and turns it into the errno the ABI promises.
     fn failed(&self, e: RmpError) -> Error {
         self.counters.failures.fetch_add(1, Relaxed);
-        match e {
-            RmpError::FailInUse | RmpError::FailOverlap => EBUSY,
-            RmpError::FailInput | RmpError::FailBadAddr | RmpError::NotCovered => EINVAL,
-            RmpError::NoMemory => ENOMEM,
-            _ => EIO,
-        }
+        crate::rmp::backend::errno(e)
     }
 
     /// Keeps `a`'s pages off the allocator for good: their state cannot be restored
@@ -417,7 +412,10 @@ impl FileState {
         let mut done = 0;
         for p in pending.iter().take(n) {
             let state = State::private(p.req.gpa, p.req.size, p.req.asid, p.req.immutable);
-            if let Err(e) = shared.backend.rmpupdate(p.pfn, &state) {
+            // SAFETY: `p`'s pages are pinned and not yet tracked by anyone (`registry` is
+            // locked and said they are free); the batch took them out of the direct map
+            // and flushed; on success they are tracked below, on failure given back.
+            if let Err(e) = unsafe { shared.backend.rmpupdate(p.pfn, &state) } {
                 result = Err(shared.failed(e));
                 break;
             }
@@ -480,7 +478,9 @@ impl FileState {
             _ => return Err(ENOENT),
         };
         let page = directmap::Page { pfn, size };
-        match shared.backend.rmpupdate(pfn, &State::shared(size)) {
+        // SAFETY: The page is this file's assignment at `k` (pinned, tracked); its direct
+        // map is restored only after the RMP said shared.
+        match unsafe { shared.backend.rmpupdate(pfn, &State::shared(size)) } {
             // Busy past the retry bound: nothing changed, the caller may try again.
             Err(e) if e.is_transient() => Ok(Returned::Busy(shared.failed(e))),
             Err(e) => {
@@ -548,12 +548,14 @@ impl FileState {
         p.gpa = r.gpa();
         p.level = u8::from(r.assigned() && r.page_size() == PageSize::Size2M);
         p.immutable = u8::from(r.immutable());
-        p.validated = u8::from(backend.validated(pfn));
+        // 0 where the hardware does not report it (RMPREAD hosts), as the ABI says.
+        p.validated = u8::from(backend.validated(pfn).unwrap_or(false));
         Ok(())
     }
 
     fn make_private(&self, p: &mut uapi::Page) -> Result {
         let req = p.private_request(self.shared.max_asid)?;
+        self.shared.backend.check_immutable(req.immutable)?;
         let pending = pin_private(req)?;
         let pfn = pending.pfn;
         let mut one = KVec::with_capacity(1, GFP_KERNEL)?;
@@ -584,6 +586,9 @@ impl FileState {
     /// `SNP_HOST_CONVERT_RANGE`: converts in batches of [`BATCH_PAGES`] base pages.
     fn convert_range(&self, r: &mut uapi::Range) -> Result {
         let req = r.request(self.shared.max_asid)?;
+        self.shared
+            .backend
+            .check_immutable(req.to_private && req.immutable)?;
         let per_batch = (BATCH_PAGES / req.size.pages()).max(1);
         let mut done = 0;
         while done < req.npages {
@@ -613,7 +618,9 @@ impl FileState {
             _ => return Err(ENOENT),
         };
         let mut registry = shared.registry.lock();
-        shared.backend.psmash(pfn).map_err(|e| shared.failed(e))?;
+        // SAFETY: `pfn` is this file's 2M assignment at `k` (pinned, tracked); below, its
+        // 512 pages become 4K assignments of this file.
+        unsafe { shared.backend.psmash(pfn) }.map_err(|e| shared.failed(e))?;
 
         let Some(Assignment {
             pins: Pins::Huge(pins),
