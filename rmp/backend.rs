@@ -220,6 +220,16 @@ impl Backend {
                 what, pfn, Show(e), retries, Show(read)
             ),
         }
+        // The raw entry too where it can be read, as Linux's dump_rmpentry() prints it:
+        // it has what the record lacks (validated, VMSA, the firmware's bits).
+        if let Some(raw) = self.hardware().and_then(|hw| hw.raw_entry(pfn)) {
+            pr_warn!(
+                "pfn {:#x}: raw RMP entry [{:#018x} - {:#018x}]\n",
+                pfn,
+                raw.lo().raw(),
+                raw.hi().raw()
+            );
+        }
     }
 
     /// RMPUPDATE of `pfn` to `state`, retrying transient failures for up to a second.

@@ -22,7 +22,8 @@ use super::model::{
     SegmentShifts,
     Snapshot,
     Syscfg,
-    RST_ENTRIES, //
+    RST_ENTRIES,
+    RST_SIZE, //
 };
 use crate::kernel_ext::{coco, cpu, memory, msr};
 use kernel::prelude::*;
@@ -96,8 +97,8 @@ impl Platform {
             rmp_base: read(MSR_RMP_BASE).map(RmpBase::from_raw),
             rmp_end: read(MSR_RMP_END).map(RmpEnd::from_raw),
             rmp_cfg,
-            rst: None,
             end_pfn: memory::ram_end_pfn(),
+            ..Snapshot::EMPTY
         };
         let rst = snapshot.rst_address().and_then(read_rst);
         Platform {
@@ -143,8 +144,8 @@ impl Platform {
 
 /// Reads the RMP segment table at the physical address `address`.
 fn read_rst(address: u64) -> Option<KBox<[u64; RST_ENTRIES]>> {
-    // CAST: `RST_ENTRIES` is 512.
-    let map = memory::Reserved::map(address, RST_ENTRIES as u64).ok()?;
+    const _: () = assert!(RST_SIZE == 8 * RST_ENTRIES as u64);
+    let map = memory::Reserved::map(address, RST_SIZE / 8).ok()?;
     let mut rst = KBox::new([0u64; RST_ENTRIES], GFP_KERNEL).ok()?;
     for (i, slot) in (0..).zip(rst.iter_mut()) {
         *slot = map.read(i)?;

@@ -6,12 +6,17 @@
 mod common;
 
 use common::MapStore;
+use snp_host_model::rmp::access::{
+    check_guest, check_host, AccessKind, GuestAccess, HostFault, MapSize,
+};
+use snp_host_model::rmp::array_store::ArrayStore;
+use snp_host_model::rmp::guest::{
+    Adjust, AdjustAttrs, Guest, GuestError, GuestFault, NpfCode, Vmpl,
+};
 use snp_host_model::rmp::model::{
-    check_guest, check_host, AccessKind, Adjust, AdjustAttrs, ArrayStore, Contiguous, DecodeError,
-    Emulated, Entry, Geometry, GeometryError, Guest, GuestAccess, GuestError, GuestFault,
-    HostFault, Insn, MapSize, NpfCode, PageSize, Perms, Record, Rmp, RmpBase, RmpCfg, RmpEnd,
-    RmpError, RstEntry, SegmentCount, SegmentShifts, Segmented, State, Store, Target, Vmpl,
-    GPA_LIMIT,
+    Contiguous, DecodeError, Emulated, Entry, GeometryError, Insn, PageSize, Perms, Record, Rmp,
+    RmpBase, RmpCfg, RmpEnd, RmpError, RstEntry, SegmentCount, SegmentShifts, Segmented, State,
+    Store, Target, GPA_LIMIT,
 };
 
 const END: u64 = 4 * 512;
@@ -850,9 +855,8 @@ fn segmented_geometry_checks_every_index() {
     let t = new(cfg, one, &rst[..1], 1 << 18).unwrap();
     assert_eq!(t.segments(), 1);
     assert!(t.locate((4u64 << 30) >> 12, PageSize::Size4K).is_err());
-    let g = Geometry::Segmented(t);
     assert_eq!(
-        g.locate(1, PageSize::Size4K).unwrap().address,
+        t.locate(1, PageSize::Size4K).unwrap().address,
         (0x10 << 20) + 16
     );
     let wild = SegmentShifts::default().with_min(0).with_max(63);

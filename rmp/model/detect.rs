@@ -158,11 +158,6 @@ impl Snapshot<'_> {
         self.max_extended_leaf >= CPUID_MEM_ENCRYPT
     }
 
-    /// Returns whether the CPU implements leaf 0x80000025.
-    pub fn has_segment_leaf(&self) -> bool {
-        self.max_extended_leaf >= CPUID_RMP_SEGMENTS
-    }
-
     /// Returns whether the RMP is segmented (the CPU supports it and `RMP_CFG` enables
     /// it), as Linux decides it.
     pub fn segmented(&self) -> bool {

@@ -38,6 +38,10 @@ pub enum DecodeError {
     /// A page-size encoding other than 0 (4K) or 1 (2M).
     PageSize,
     /// A VMPL number above 3.
+    #[allow(
+        dead_code,
+        reason = "VMPLs are decoded by the host crate's guest side only"
+    )]
     Vmpl,
     /// An address is not aligned to the page it names.
     Unaligned,
@@ -147,55 +151,6 @@ impl Field for PageSize {
     }
 }
 
-/// A Virtual Machine Privilege Level of an SNP guest; VMPL0 is the most privileged.
-///
-/// # Examples
-///
-/// ```
-/// use snp_host_model::rmp::model::Vmpl;
-///
-/// assert_eq!(Vmpl::try_from(3u8), Ok(Vmpl::Vmpl3));
-/// assert!(Vmpl::try_from(4u8).is_err());
-/// assert!(Vmpl::Vmpl0 < Vmpl::Vmpl1);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Vmpl {
-    /// VMPL0, which holds every permission on the guest's pages.
-    Vmpl0,
-    /// VMPL1.
-    Vmpl1,
-    /// VMPL2.
-    Vmpl2,
-    /// VMPL3.
-    Vmpl3,
-}
-
-impl Vmpl {
-    /// Returns the VMPL number, 0 to 3.
-    pub const fn number(self) -> u8 {
-        match self {
-            Self::Vmpl0 => 0,
-            Self::Vmpl1 => 1,
-            Self::Vmpl2 => 2,
-            Self::Vmpl3 => 3,
-        }
-    }
-}
-
-impl TryFrom<u8> for Vmpl {
-    type Error = DecodeError;
-
-    fn try_from(value: u8) -> Result<Self, DecodeError> {
-        match value {
-            0 => Ok(Self::Vmpl0),
-            1 => Ok(Self::Vmpl1),
-            2 => Ok(Self::Vmpl2),
-            3 => Ok(Self::Vmpl3),
-            _ => Err(DecodeError::Vmpl),
-        }
-    }
-}
-
 /// The access rights one VMPL holds on a page (a VMPL permission mask).
 ///
 /// # Examples
@@ -214,6 +169,18 @@ pub struct Perms(u8);
 impl Perms {
     /// No access.
     pub const NONE: Self = Self(0);
+    /// Every permission; what VMPL0 holds on an assigned page.
+    pub const ALL: Self = Self(0x1f);
+}
+
+// The rights one by one, as RMPADJUST grants them and the access checks test them: the
+// guest side of the host crate (`rmp::guest`, `rmp::access`) uses them; the module only
+// ever grants everything or nothing.
+#[allow(
+    dead_code,
+    reason = "used by the host crate's guest side and tests only"
+)]
+impl Perms {
     /// Data reads.
     pub const READ: Self = Self(1 << 0);
     /// Data writes.
@@ -224,8 +191,6 @@ impl Perms {
     pub const EXEC_SUPERVISOR: Self = Self(1 << 3);
     /// Use as a supervisor shadow-stack page.
     pub const SHADOW_STACK: Self = Self(1 << 4);
-    /// Every permission; what VMPL0 holds on an assigned page.
-    pub const ALL: Self = Self(0x1f);
 
     /// Returns the mask as the hardware encodes it.
     pub const fn bits(self) -> u8 {
@@ -348,12 +313,20 @@ impl Entry {
     }
 
     /// Builds an entry from its 16 bytes (little-endian quadwords, low one first).
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn from_bytes(bytes: &[u8; 16]) -> Self {
         let (lo, hi) = split_qwords(bytes);
         Self::from_qwords(lo, hi)
     }
 
     /// Returns the 16 bytes of the entry as they sit in the table.
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.lo.raw(), self.hi.raw())
     }
@@ -398,42 +371,9 @@ impl Entry {
         u32::from(self.lo.asid())
     }
 
-    /// Returns whether the page is a VM save area.
-    pub fn vmsa(&self) -> bool {
-        self.lo.vmsa()
-    }
-
     /// Returns whether the guest validated the page.
     pub fn validated(&self) -> bool {
         self.lo.validated()
-    }
-
-    /// Returns the rights of `vmpl` on the page.
-    pub fn perms(&self, vmpl: Vmpl) -> Perms {
-        match vmpl {
-            Vmpl::Vmpl0 => self.hi.vmpl0(),
-            Vmpl::Vmpl1 => self.hi.vmpl1(),
-            Vmpl::Vmpl2 => self.hi.vmpl2(),
-            Vmpl::Vmpl3 => self.hi.vmpl3(),
-        }
-    }
-
-    /// Returns a copy with the validated bit set to `validated`.
-    #[must_use]
-    pub fn with_validated(self, validated: bool) -> Self {
-        Self {
-            lo: self.lo.with_validated(validated),
-            ..self
-        }
-    }
-
-    /// Returns a copy with the VMSA bit set to `vmsa`.
-    #[must_use]
-    pub fn with_vmsa(self, vmsa: bool) -> Self {
-        Self {
-            lo: self.lo.with_vmsa(vmsa),
-            ..self
-        }
     }
 
     /// Returns a copy with the page size set to `size`.
@@ -443,18 +383,6 @@ impl Entry {
             lo: self.lo.with_page_size(size),
             ..self
         }
-    }
-
-    /// Returns a copy with the rights of `vmpl` set to `perms`.
-    #[must_use]
-    pub fn with_perms(self, vmpl: Vmpl, perms: Perms) -> Self {
-        let hi = match vmpl {
-            Vmpl::Vmpl0 => self.hi.with_vmpl0(perms),
-            Vmpl::Vmpl1 => self.hi.with_vmpl1(perms),
-            Vmpl::Vmpl2 => self.hi.with_vmpl2(perms),
-            Vmpl::Vmpl3 => self.hi.with_vmpl3(perms),
-        };
-        Self { hi, ..self }
     }
 
     /// Returns a copy with the guest physical address set to `gpa`.
@@ -518,20 +446,6 @@ impl Entry {
             .with_vmpl2(other.hi.vmpl2())
             .with_vmpl3(other.hi.vmpl3());
         Self { lo, hi }
-    }
-
-    /// Decodes the entry into the architectural RMPREAD format, as Linux's fallback for
-    /// processors without RMPREAD does.
-    ///
-    /// # Errors
-    ///
-    /// [`DecodeError::Inconsistent`] for an unassigned page that is marked validated or
-    /// as a VMSA, a state neither the CPU nor the firmware produce.
-    pub fn to_record(self) -> Result<Record, DecodeError> {
-        if !self.assigned() && (self.validated() || self.vmsa()) {
-            return Err(DecodeError::Inconsistent);
-        }
-        Ok(self.as_record())
     }
 
     /// Maps the entry onto the RMPREAD format the way Linux does on processors without
@@ -622,12 +536,18 @@ pub struct Record {
 }
 
 impl Record {
-    /// Decodes the 16 bytes RMPREAD wrote.
+    /// Decodes 16 bytes as a valid record, strictly: the checked decoder the host crate's
+    /// tests and fuzz targets use ([`Record::from_rmpread`] is what the hardware backend
+    /// uses).
     ///
     /// # Errors
     ///
     /// [`DecodeError::Reserved`] if a reserved bit is set, [`DecodeError::Unaligned`] if
     /// the GPA is not 4K-aligned.
+    #[allow(
+        dead_code,
+        reason = "the host crate's strict decoder; the module reads with from_rmpread"
+    )]
     pub fn from_bytes(bytes: &[u8; 16]) -> Result<Self, DecodeError> {
         let (gpa, attrs) = split_qwords(bytes);
         let attrs = RecordAttrs::from_raw(attrs);
@@ -681,6 +601,10 @@ impl Record {
     }
 
     /// Returns the 16 bytes of the record.
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.gpa, self.attrs.raw())
     }
@@ -712,6 +636,10 @@ impl Record {
 
     /// Returns the 2M region status: set for a 2M-aligned page described at 4K when
     /// some 4K page of its 2M region is assigned.
+    #[allow(
+        dead_code,
+        reason = "read by the host crate's tests; the module has no use for it (Linux neither)"
+    )]
     pub fn region_4k(&self) -> bool {
         self.attrs.region_4k()
     }
@@ -844,6 +772,10 @@ impl State {
     }
 
     /// Wraps 16 raw bytes (little-endian quadwords), valid or not.
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn from_bytes(bytes: &[u8; 16]) -> Self {
         let (gpa, attrs) = split_qwords(bytes);
         Self {
@@ -853,6 +785,10 @@ impl State {
     }
 
     /// Returns the 16 bytes of the record.
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.gpa, self.attrs.raw())
     }
@@ -908,6 +844,10 @@ fn flag(byte: u8) -> Result<bool, DecodeError> {
 }
 
 /// Splits 16 bytes into two little-endian quadwords, low one first.
+#[allow(
+    dead_code,
+    reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+)]
 fn split_qwords(bytes: &[u8; 16]) -> (u64, u64) {
     let [l0, l1, l2, l3, l4, l5, l6, l7, h0, h1, h2, h3, h4, h5, h6, h7] = *bytes;
     (
@@ -917,6 +857,10 @@ fn split_qwords(bytes: &[u8; 16]) -> (u64, u64) {
 }
 
 /// Joins two quadwords into 16 little-endian bytes, low one first.
+#[allow(
+    dead_code,
+    reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+)]
 fn join_qwords(lo: u64, hi: u64) -> [u8; 16] {
     let [l0, l1, l2, l3, l4, l5, l6, l7] = lo.to_le_bytes();
     let [h0, h1, h2, h3, h4, h5, h6, h7] = hi.to_le_bytes();

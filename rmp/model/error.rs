@@ -13,8 +13,16 @@ pub enum Insn {
     /// RMPREAD (host): read an entry in the architectural format.
     Rmpread,
     /// PVALIDATE (guest): set or clear the validated bit.
+    #[allow(
+        dead_code,
+        reason = "guest instruction, issued by the host crate's emulation only"
+    )]
     Pvalidate,
     /// RMPADJUST (guest): change the rights of a less privileged VMPL.
+    #[allow(
+        dead_code,
+        reason = "guest instruction, issued by the host crate's emulation only"
+    )]
     Rmpadjust,
 }
 
@@ -104,6 +112,10 @@ impl RmpError {
     }
 
     /// Returns the hardware return code, or `None` for a backend failure.
+    #[allow(
+        dead_code,
+        reason = "host tests check it against `check`; the log uses Display"
+    )]
     pub fn code(self) -> Option<u32> {
         match self {
             Self::FailInput => Some(1),

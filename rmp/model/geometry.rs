@@ -3,16 +3,14 @@
 //! Where the RMP entry of a page lives: the MSR, CPUID and segment-table formats, and
 //! contiguous and segmented table geometry with bounds-checked lookups.
 //!
-//! Every PFN handed to [`Geometry::locate`] is treated as untrusted: each index derived
-//! from it is checked against the table before it is used, and every address is computed
-//! with checked arithmetic. The kernel backend that turns a location into a pointer must
-//! still add a speculation barrier (`array_index_nospec()` in C) after the checks, since
-//! `core` has none.
+//! Every PFN handed to [`Contiguous::locate`] or [`Segmented::locate`] is treated as
+//! untrusted: each index derived from it is checked against the table before it is
+//! used, and every address is computed with checked arithmetic. The kernel code that
+//! turns a location into a pointer must still clamp the index after the checks
+//! (`array_index_nospec()` in C; `kernel_ext::memory::Reserved::read` in the module),
+//! since `core` has no speculation barrier.
 
-use super::bits::{
-    bitfield,
-    mask, //
-};
+use super::bits::bitfield;
 use super::entry::{
     PageSize,
     PAGE_SHIFT, //
@@ -118,13 +116,8 @@ impl RmpEnd {
 }
 
 impl RstEntry {
-    /// Describes a segment whose entries start at `base` (1 MiB-aligned; lower bits are
-    /// dropped) and which maps `mapped_gib` GiB.
-    pub const fn new(base: u64, mapped_gib: u64) -> Self {
-        Self::from_raw((base & mask(51, 20)) | (mapped_gib & mask(19, 0)))
-    }
-
     /// Returns the physical address of the segment's first RMP entry.
+    #[allow(dead_code, reason = "used by `Segmented::locate` only, see there")]
     pub fn base(self) -> u64 {
         self.base_bits() << 20
     }
@@ -403,6 +396,10 @@ impl<'a> Segmented<'a> {
     }
 
     /// Returns the physical address of the segment table.
+    #[allow(
+        dead_code,
+        reason = "host tests; the module locates the table in `detect`"
+    )]
     pub fn rst_address(&self) -> u64 {
         self.base + BOOKKEEPING_SIZE
     }
@@ -456,6 +453,10 @@ impl<'a> Segmented<'a> {
     ///
     /// [`GeometryError::NotCovered`] if the page lies beyond the segments in use, in an
     /// absent segment, or past the part of its segment that is mapped.
+    #[allow(
+        dead_code,
+        reason = "the module reads segmented tables with RMPREAD; host tests and fuzzing check this"
+    )]
     pub fn locate(&self, pfn: u64, size: PageSize) -> Result<Location, GeometryError> {
         let address = size
             .align_down(pfn)
@@ -478,40 +479,5 @@ impl<'a> Segmented<'a> {
             segment,
             index,
         })
-    }
-}
-
-/// Either kind of table, chosen by `RMP_CFG`.
-#[derive(Clone, Copy, Debug)]
-pub enum Geometry<'a> {
-    /// One array of entries from PFN 0 on.
-    Contiguous(Contiguous),
-    /// Entries spread over segments.
-    Segmented(Segmented<'a>),
-}
-
-impl Geometry<'_> {
-    /// Returns where the entry governing `pfn` at `size` lives.
-    ///
-    /// # Errors
-    ///
-    /// [`GeometryError::NotCovered`] if the table has no entry for the page.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use snp_host_model::rmp::model::{Contiguous, Geometry, PageSize, RmpBase, RmpEnd};
-    ///
-    /// let t = Contiguous::new(RmpBase::from_raw(0x10_0000), RmpEnd::from_raw(0x11_ffff))?;
-    /// let g = Geometry::Contiguous(t);
-    /// assert_eq!(g.locate(2, PageSize::Size4K)?.address, 0x10_4020);
-    /// assert!(g.locate(u64::MAX, PageSize::Size4K).is_err());
-    /// # Ok::<(), snp_host_model::rmp::model::GeometryError>(())
-    /// ```
-    pub fn locate(&self, pfn: u64, size: PageSize) -> Result<Location, GeometryError> {
-        match self {
-            Self::Contiguous(table) => table.locate(pfn, size),
-            Self::Segmented(table) => table.locate(pfn, size),
-        }
     }
 }

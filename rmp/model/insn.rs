@@ -61,7 +61,8 @@ impl Lookup {
 /// Converting a page the way KVM does, against the emulated backend:
 ///
 /// ```
-/// use snp_host_model::rmp::model::{ArrayStore, Emulated, PageSize, Rmp, RmpError, State};
+/// use snp_host_model::rmp::model::{Emulated, PageSize, Rmp, RmpError, State};
+/// use snp_host_model::rmp::array_store::ArrayStore;
 ///
 /// let mut rmp = Emulated::new(ArrayStore::<512>::new(), 1 << 20);
 /// rmp.rmpupdate(0x200, &State::private(0x4000_0000, PageSize::Size2M, 1, false))?;

@@ -17,6 +17,7 @@
 //! cover all RAM the way the BIOS reserves them. The values the model does not
 //! interpret are plausible, not captured.
 
+use super::model::bits::mask;
 use super::model::{
     decide,
     Decision,
@@ -26,7 +27,6 @@ use super::model::{
     RmpBase,
     RmpCfg,
     RmpEnd,
-    RstEntry,
     SegmentCount,
     SegmentShifts,
     Snapshot,
@@ -122,12 +122,18 @@ const fn turin_rst() -> [u64; 512] {
     let mut i = 0;
     while i < TURIN_SEGMENTS {
         let entries = ((i as u64) << TURIN_SEGMENT_SHIFT) + 0x8_0000_0000;
-        rst[i] = RstEntry::new(entries, 64).raw();
+        rst[i] = rst_entry(entries, 64);
         i += 1;
     }
     // Trusted I/O, at 32 TiB: above RAM, so it does not count as RAM coverage.
-    rst[500] = RstEntry::new(0x1_0000_0000, 1).raw();
+    rst[500] = rst_entry(0x1_0000_0000, 1);
     rst
+}
+
+/// Returns the segment-table entry of a segment whose entries start at `base`
+/// (1 MiB-aligned) and which maps `gib` GiB (the `RstEntry` layout, in a `const fn`).
+const fn rst_entry(base: u64, gib: u64) -> u64 {
+    (base & mask(51, 20)) | (gib & mask(19, 0))
 }
 
 /// Returns `host` with `SYSCFG` set to `syscfg`.

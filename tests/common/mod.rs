@@ -11,10 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use snp_host_model::rmp::model::{
-    Adjust, Entry, Guest, GuestError, GuestFault, HostFault, MapSize, NpfCode, PageSize, Perms,
-    RmpError, State, Store, Target, Vmpl,
-};
+use snp_host_model::rmp::access::{HostFault, MapSize};
+use snp_host_model::rmp::guest::{Adjust, Guest, GuestError, GuestFault, NpfCode, Vmpl};
+use snp_host_model::rmp::model::{Entry, PageSize, Perms, RmpError, State, Store, Target};
 
 /// An unbounded store for host tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
