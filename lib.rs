@@ -8,6 +8,11 @@
 //! property-tested, fuzzed and benchmarked with an ordinary Cargo toolchain.
 //! `no_std` keeps them honest: anything that needs more than `core` does not
 //! belong in a model file.
+//!
+//! Core-only code the module does not use (the guest side of the emulated RMP,
+//! test fixtures) is built here alone, as siblings of `model` (`crate::rmp::guest`,
+//! ...): a `model/mod.rs` lists only what the module compiles ("What is built
+//! where" in `rmp/model/mod.rs`).
 
 #![no_std]
 
