@@ -2,10 +2,11 @@
 
 //! Host build of the core-only logic of `snp_host.ko`.
 //!
-//! The module compiles `rmp/model/`, `directmap/model/` and `fault/model/` as
-//! submodules of its crate; this crate compiles the very same files, under the
-//! same paths (`crate::rmp::model`, ...), so that they can be unit-tested,
-//! property-tested, fuzzed and benchmarked with an ordinary Cargo toolchain.
+//! The module compiles `rmp/model/`, `directmap/model/`, `fault/model/` and
+//! `snp_host/abi.rs` as submodules of its crate; this crate compiles the very
+//! same files, under the same paths (`crate::rmp::model`, `crate::uapi::abi`,
+//! ...), so that they can be unit-tested, property-tested, fuzzed and
+//! benchmarked with an ordinary Cargo toolchain.
 //! `no_std` keeps them honest: anything that needs more than `core` does not
 //! belong in a model file.
 //!
@@ -43,4 +44,13 @@ pub mod directmap {
 pub mod fault {
     #[path = "model/mod.rs"]
     pub mod model;
+}
+
+/// The `/dev/snp_host` ABI.
+///
+/// Compiled here for its check against `include/uapi/linux/snp_host.h` (see
+/// `build.rs`): `cargo build` fails where the Rust mirror and the header differ.
+#[path = "snp_host"]
+pub mod uapi {
+    mod abi;
 }

@@ -21,9 +21,9 @@
 #[allow(unreachable_pub, dead_code, unused_imports)]
 pub(crate) mod model;
 
+use crate::counters::COUNTERS;
 use crate::kernel_ext::{directmap as dm, param::Choice};
 use crate::rmp::model::PageSize;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
     fmt,
     new_mutex,
@@ -41,26 +41,12 @@ impl Choice for Policy {
     ];
 }
 
-/// What the module did to the direct map, as `SNP_HOST_GET_STATS` reports it.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) splits_2m: AtomicU64,
-    pub(crate) splits_1g: AtomicU64,
-    pub(crate) merges_2m: AtomicU64,
-    pub(crate) merges_1g: AtomicU64,
-    /// Pages the module keeps write-protected in the direct map now
-    /// (`dm_unmapped_pages` in the ABI).
-    pub(crate) unmapped: AtomicU64,
-    pub(crate) tlb_flushes: AtomicU64,
-}
-
-impl Counters {
-    fn count(&self, t: Transitions) {
-        self.splits_2m.fetch_add(t.splits_2m, Relaxed);
-        self.splits_1g.fetch_add(t.splits_1g, Relaxed);
-        self.merges_2m.fetch_add(t.merges_2m, Relaxed);
-        self.merges_1g.fetch_add(t.merges_1g, Relaxed);
-    }
+/// Counts the leaf changes `t` in the module's counters.
+fn count(t: Transitions) {
+    COUNTERS.dm_splits_2m.add(t.splits_2m);
+    COUNTERS.dm_splits_1g.add(t.splits_1g);
+    COUNTERS.dm_merges_2m.add(t.merges_2m);
+    COUNTERS.dm_merges_1g.add(t.merges_1g);
 }
 
 /// One page of a conversion: 4K, or 2M (512 pages from a 2M-aligned PFN).
@@ -74,7 +60,6 @@ pub(crate) struct Page {
 #[pin_data]
 pub(crate) struct DirectMap {
     pub(crate) policy: Policy,
-    pub(crate) counters: Counters,
     /// Every 2M region holding, or having held, a guest-owned page, by first PFN.
     #[pin]
     regions: Mutex<RBTree<u64, Region>>,
@@ -85,7 +70,6 @@ impl DirectMap {
     pub(crate) fn new(policy: Policy) -> impl PinInit<Self> {
         pin_init!(Self {
             policy,
-            counters: Counters::default(),
             regions <- new_mutex!(RBTree::new(), "snp_host_directmap"),
         })
     }
@@ -106,7 +90,7 @@ impl DirectMap {
             Flush::Range { first, pages } => Some((first, pages)),
             Flush::All => None,
         });
-        self.counters.tlb_flushes.fetch_add(1, Relaxed);
+        COUNTERS.tlb_flushes.add(1);
     }
 
     /// Writes one line per region: `0x<first pfn> <4K|2M|1G> private=<n>`.
@@ -161,7 +145,7 @@ impl Batch<'_> {
         let done = if prep.split_4k {
             dm::split_4k(page.pfn, pages).inspect(|()| {
                 // set_memory_4k() flushed by itself.
-                dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+                COUNTERS.tlb_flushes.add(1);
             })
         } else if prep.protect {
             dm::wrprotect_noflush(page.pfn, pages)
@@ -173,7 +157,7 @@ impl Batch<'_> {
             return Err(e);
         }
         if prep.protect {
-            dm.counters.unmapped.fetch_add(pages, Relaxed);
+            COUNTERS.dm_unmapped_pages.add(pages);
             if prep.flush_now {
                 dm.flush(Some(Flush::Range {
                     first: page.pfn,
@@ -184,7 +168,7 @@ impl Batch<'_> {
             }
         }
         if let Some(after) = dm::level_of(page.pfn) {
-            dm.counters.count(Transitions::between(before, after));
+            count(Transitions::between(before, after));
         }
         Ok(())
     }
@@ -218,9 +202,9 @@ impl Batch<'_> {
                 let _ = region.make_private(dm.policy, pages as u32);
                 return Err(e);
             }
-            dm.counters.unmapped.fetch_sub(pages, Relaxed);
+            COUNTERS.dm_unmapped_pages.sub(pages);
             if let (Some(was), Some(now)) = (before, dm::level_of(page.pfn)) {
-                dm.counters.count(Transitions::between(was, now));
+                count(Transitions::between(was, now));
             }
         }
         if rel.merge {
@@ -234,7 +218,6 @@ impl Batch<'_> {
 
     /// Merges every region the batch emptied, with one TLB flush in all.
     fn merge(&mut self) {
-        let dm = self.dm;
         let merge = core::mem::take(&mut self.merge);
         if merge.is_empty() {
             return;
@@ -246,13 +229,13 @@ impl Batch<'_> {
         match dm::collapse(&merge) {
             Ok(0) => {}
             Ok(_) => {
-                dm.counters.tlb_flushes.fetch_add(1, Relaxed);
+                COUNTERS.tlb_flushes.add(1);
             }
             Err(e) => pr_warn!("direct map not merged back: {:?}\n", e),
         }
         for (&head, &was) in merge.iter().zip(before.iter()) {
             let now = dm::level_of(head).unwrap_or(was);
-            dm.counters.count(Transitions::between(was, now));
+            count(Transitions::between(was, now));
             forget_if_settled(&mut self.regions, head, Some(now));
         }
     }

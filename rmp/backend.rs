@@ -22,7 +22,6 @@ use super::model::{
     Step, //
 };
 use super::platform::{BackendKind, Platform};
-use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     pr_warn_once,
     prelude::*,
@@ -53,7 +52,6 @@ pub(crate) struct Backend {
     /// `allow_immutable=1`: the operator accepts immutable pages on the hardware.
     allow_immutable: bool,
     retry: Retry,
-    retries: AtomicU64,
 }
 
 impl Backend {
@@ -87,7 +85,6 @@ impl Backend {
                 reason: decision.reason(),
                 allow_immutable,
                 retry: Retry::DEFAULT,
-                retries: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?)
@@ -122,9 +119,9 @@ impl Backend {
         }
     }
 
-    /// Returns how many transient failures were retried so far.
+    /// Returns how many transient failures were retried so far (module-wide).
     pub(crate) fn transient_retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
+        crate::counters::COUNTERS.transient_retries.get()
     }
 
     /// Checks a request for an immutable page (`immutable = 1`) against the backend.
@@ -204,7 +201,7 @@ impl Backend {
                     return Err(e);
                 }
             }
-            self.retries.fetch_add(1, Ordering::Relaxed);
+            crate::counters::COUNTERS.transient_retries.add(1);
         }
     }
 
@@ -369,7 +366,6 @@ mod tests {
                 sleep_micros: 200,
                 limit_micros,
             },
-            retries: AtomicU64::new(0),
         })
     }
 
@@ -381,6 +377,7 @@ mod tests {
         };
         let state = State::private(0x20_0000, PageSize::Size4K, 1, false);
         table.lock().set_busy(Some(0x400));
+        let before = backend.transient_retries();
         let start = Instant::<Monotonic>::now();
         // Another CPU "holds" the region forever: the loop must give up, not hang, and
         // only once its time is up.
@@ -389,7 +386,7 @@ mod tests {
         assert_eq!(busy, Err(RmpError::FailInUse));
         assert!(start.elapsed().as_micros_ceil() >= 20_000);
         // It spun, then slept: more retries than spins, far fewer than a busy loop.
-        let retried = backend.transient_retries();
+        let retried = backend.transient_retries() - before;
         assert!(retried > 8 && retried < 200);
         // Nothing changed.
         assert!(backend.any_assigned(0x401, PageSize::Size4K) == Ok(false));
@@ -410,10 +407,11 @@ mod tests {
     #[test]
     fn a_permanent_failure_is_not_retried() -> Result {
         let backend = emulated(1_000_000)?;
+        let before = backend.transient_retries();
         // SAFETY: The emulated backend; a 2M PSMASH of a page nobody assigned.
         let smashed = unsafe { backend.psmash(0x200) };
         assert_eq!(smashed, Err(RmpError::FailNotExpandable));
-        assert_eq!(backend.transient_retries(), 0);
+        assert_eq!(backend.transient_retries(), before);
         Ok(())
     }
 

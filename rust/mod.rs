@@ -14,4 +14,5 @@ pub(crate) mod insn;
 pub(crate) mod memory;
 pub(crate) mod msr;
 pub(crate) mod param;
+pub(crate) mod sched;
 pub(crate) mod user_pages;

@@ -1,15 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Long-term pins of the calling process's own anonymous private pages.
+//! Long-term pins of the calling process's own anonymous private pages, and
+//! their accounting.
 //!
 //! A page handed to a guest must not move, be swapped or be freed while the RMP
 //! says a guest owns it, so it is pinned with `FOLL_LONGTERM` for as long as it
 //! is assigned. Only anonymous private memory qualifies: a file or shared page
 //! can be reached, and written, through other mappings and the page cache, and
 //! a hugetlbfs page cannot be split when a 4K part of it changes owner.
+//!
+//! Pinned pages are charged to the address space that pinned them the way
+//! other long-term pinners charge them (RDMA, io_uring): `mm->pinned_vm`,
+//! which `/proc/PID/status` shows as `VmPin`, limited by `RLIMIT_MEMLOCK`
+//! unless the caller has `CAP_IPC_LOCK`.
 
+use crate::kernel_ext::cred;
 use core::ptr::NonNull;
-use kernel::{bindings, current, prelude::*};
+use kernel::{
+    alloc::{flags::GFP_KERNEL_ACCOUNT, VVec},
+    bindings, current,
+    mm::Mm,
+    prelude::*,
+    sync::{aref::ARef, atomic::Atomic, atomic::Relaxed},
+};
 
 /// The size of a base page, as a shift.
 pub(crate) const PAGE_SHIFT: u32 = 12;
@@ -70,16 +83,17 @@ impl Drop for PinnedPage {
 /// `EFAULT` when the range is not mapped (or the caller has no address space),
 /// `EINVAL` when it crosses a VMA boundary or is file-backed, shared, hugetlbfs or
 /// a special mapping, and what `pin_user_pages()` returns (`ENOMEM`, ...).
-pub(crate) fn pin_anon(hva: usize, count: usize) -> Result<KVec<PinnedPage>> {
+pub(crate) fn pin_anon(hva: usize, count: usize) -> Result<VVec<PinnedPage>> {
     let len = count.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
     let end = hva.checked_add(len).ok_or(EINVAL)?;
     let task = current!();
     let mm = task.mm().ok_or(EFAULT)?;
 
-    let mut raw: KVec<*mut bindings::page> = KVec::with_capacity(count, GFP_KERNEL)?;
-    raw.resize(count, core::ptr::null_mut(), GFP_KERNEL)?;
+    // A batch is thousands of pages: neither array needs contiguous memory.
+    let mut raw: VVec<*mut bindings::page> = VVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
+    raw.resize(count, core::ptr::null_mut(), GFP_KERNEL_ACCOUNT)?;
     // Reserved before pinning, so that wrapping the pins below cannot fail and leak one.
-    let mut out: KVec<PinnedPage> = KVec::with_capacity(count, GFP_KERNEL)?;
+    let mut out: VVec<PinnedPage> = VVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
 
     let pinned = {
         let guard = mm.mmap_read_lock();
@@ -142,4 +156,89 @@ pub(crate) fn current_pfn(hva: usize) -> Result<u64> {
     // INVARIANT: `pin_user_pages_fast()` took one pin of `page`; dropping releases it.
     let pinned = PinnedPage { page };
     Ok(pinned.pfn())
+}
+
+/// The address space a file of the module belongs to, charged for what it pins.
+///
+/// Holds an `mmgrab` reference: the `mm_struct` (and its `pinned_vm`) stays valid
+/// after the process exits, so pages returned at the last close, by whoever
+/// closes, are uncharged from the address space that was charged for them.
+pub(crate) struct PinAccount {
+    mm: ARef<Mm>,
+}
+
+impl PinAccount {
+    /// Returns the account of the current task's address space.
+    ///
+    /// # Errors
+    ///
+    /// `EFAULT` when the current task has no address space (a kernel thread).
+    pub(crate) fn of_current() -> Result<Self> {
+        let task = current!();
+        let mm: &Mm = task.mm().ok_or(EFAULT)?;
+        Ok(Self { mm: mm.into() })
+    }
+
+    /// Returns whether the current task runs in this address space.
+    pub(crate) fn is_current(&self) -> bool {
+        let task = current!();
+        task.mm().is_some_and(|mm| mm.as_raw() == self.mm.as_raw())
+    }
+
+    fn pinned_vm(&self) -> &Atomic<i64> {
+        // SAFETY: `self.mm` holds an `mmgrab` reference, so the `mm_struct` is valid for
+        // `self`'s lifetime; `pinned_vm` is an `atomic64_t`, which every C user
+        // accesses with atomic operations only, so there is no data race.
+        unsafe { Atomic::from_ptr(&raw mut (*self.mm.as_raw()).__bindgen_anon_1.pinned_vm.counter) }
+    }
+
+    /// Charges `pages` base pages about to be pinned; the charge is dropped again
+    /// unless [`Charge::keep`] says which part stays pinned.
+    ///
+    /// # Errors
+    ///
+    /// `ENOMEM` when the address space would pin more than `RLIMIT_MEMLOCK` of the
+    /// current task allows and the task lacks `CAP_IPC_LOCK`; nothing is charged then.
+    pub(crate) fn charge(&self, pages: u64) -> Result<Charge<'_>> {
+        let n = i64::try_from(pages).map_err(|_| ENOMEM)?;
+        // SAFETY: `rlimit()` reads the current task's own limits.
+        let limit = unsafe { bindings::rlimit(bindings::RLIMIT_MEMLOCK) } >> PAGE_SHIFT;
+        let now = self.pinned_vm().fetch_add(n, Relaxed).saturating_add(n);
+        // CAST: `RLIM_INFINITY >> PAGE_SHIFT` and any real limit fit in `i64`.
+        if u64::try_from(now).unwrap_or(0) > limit as u64 && !cred::capable_ipc_lock() {
+            self.pinned_vm().fetch_sub(n, Relaxed);
+            return Err(ENOMEM);
+        }
+        Ok(Charge {
+            account: self,
+            pages,
+        })
+    }
+
+    /// Drops the charge of `pages` base pages that are no longer pinned.
+    pub(crate) fn uncharge(&self, pages: u64) {
+        // CAST: callers uncharge what they charged, which fitted in `i64`.
+        self.pinned_vm().fetch_sub(pages as i64, Relaxed);
+    }
+}
+
+/// Pages charged to a [`PinAccount`] for one batch; dropping it uncharges the
+/// pages that did not stay pinned.
+pub(crate) struct Charge<'a> {
+    account: &'a PinAccount,
+    pages: u64,
+}
+
+impl Charge<'_> {
+    /// Keeps the charge of `pages` base pages that stay pinned beyond the batch:
+    /// they are uncharged with [`PinAccount::uncharge`] when they are unpinned.
+    pub(crate) fn keep(&mut self, pages: u64) {
+        self.pages = self.pages.saturating_sub(pages);
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        self.account.uncharge(self.pages);
+    }
 }

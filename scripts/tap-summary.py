@@ -19,12 +19,17 @@ import sys
 RESULT = re.compile(r"^(\s*)(ok|not ok) \d+\b(.*)$")
 # Lockdep reports start with "WARNING:" or "BUG:" or name their problem below;
 # the word "lockdep" alone also appears in the boot banner of a debug kernel
-# ("RCU lockdep checking is enabled"), which is not a report.
+# ("RCU lockdep checking is enabled"), which is not a report.  The watchdogs
+# say "BUG: soft lockup - CPU#n stuck for Ns!" and "INFO: task NAME:PID
+# blocked for more than N seconds." (with "hung_task" in the panic and
+# "Showing all locks held" lines around it); RCU says "detected stalls" or
+# "self-detected stall".
 SPLATS = re.compile(
     r"BUG:|WARNING:|Oops|KASAN|KFENCE: |UBSAN|possible circular locking|"
     r"possible recursive locking|inconsistent lock state|suspicious RCU usage|"
     r"lock held when returning|INFO: lockdep is turned off|Call Trace|"
-    r"Kernel panic|general protection fault|RCU stall|rcu_sched self-detected stall"
+    r"Kernel panic|general protection fault|RCU stall|self-detected stall|"
+    r"detected stalls|soft lockup|hard LOCKUP|blocked for more than|hung_task"
 )
 
 
@@ -86,7 +91,8 @@ def main():
             print("# " + l)
         failed += 1
     else:
-        print("ok - kernel log is clean (no BUG/WARNING/Oops/KASAN/KFENCE/lockdep report/Call Trace)")
+        print("ok - kernel log is clean (no BUG/WARNING/Oops/KASAN/KFENCE/lockdep report/"
+              "Call Trace/soft lockup/hung task/RCU stall)")
         passed += 1
 
     if not finished:

@@ -10,8 +10,8 @@
 //! - `directmap`: one line per 2M region the module touched:
 //!   `0x<first pfn> <4K|2M|1G> private=<n>` (its current mapping size, its guest pages).
 
-use crate::dev::Shared;
 use crate::rmp::model::PageSize;
+use crate::state::Shared;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{
     debugfs::{Dir, File},
@@ -59,7 +59,6 @@ fn entry_line(shared: &Shared, pfn: u64, f: &mut fmt::Formatter<'_>) -> fmt::Res
 
 fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let st = s.status();
-    let stats = s.stats();
     writeln!(f, "backend: {}", s.backend.kind().name())?;
     writeln!(f, "reason: {}", s.backend.reason())?;
     writeln!(f, "rmp_base: {:#x}", st.rmp_base)?;
@@ -81,20 +80,7 @@ fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         };
         writeln!(f, "entries read with: {}", how)?;
     }
-    writeln!(f, "private_4k: {}", stats.private_4k)?;
-    writeln!(f, "private_2m: {}", stats.private_2m)?;
-    writeln!(f, "make_private: {}", stats.make_private)?;
-    writeln!(f, "make_shared: {}", stats.make_shared)?;
-    writeln!(f, "psmash: {}", stats.psmash)?;
-    writeln!(f, "transient_retries: {}", stats.transient_retries)?;
-    writeln!(f, "failures: {}", stats.failures)?;
-    writeln!(f, "leaked_pages: {}", stats.leaked_pages)?;
-    writeln!(f, "dm_splits_2m: {}", stats.dm_splits_2m)?;
-    writeln!(f, "dm_splits_1g: {}", stats.dm_splits_1g)?;
-    writeln!(f, "dm_merges_2m: {}", stats.dm_merges_2m)?;
-    writeln!(f, "dm_merges_1g: {}", stats.dm_merges_1g)?;
-    writeln!(f, "dm_unmapped_pages: {}", stats.dm_unmapped_pages)?;
-    writeln!(f, "tlb_flushes: {}", stats.tlb_flushes)
+    crate::counters::COUNTERS.write(f)
 }
 
 fn write_directmap(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,11 +88,7 @@ fn write_directmap(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 fn write_rmp(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let registry = s.registry.lock();
-    for (&pfn, _) in registry.iter() {
-        entry_line(s, pfn, f)?;
-    }
-    Ok(())
+    s.ledger.for_each(|pfn, _| entry_line(s, pfn, f))
 }
 
 /// The state behind the `lookup` file: the last PFN written to it.

@@ -14,23 +14,28 @@ use kernel::{
     sync::Arc,
 };
 
+mod convert;
+mod counters;
 mod debugfs;
-mod dev;
 #[path = "../directmap/mod.rs"]
 mod directmap;
 #[path = "../fault/mod.rs"]
 mod fault;
+mod file;
 #[path = "../rust/mod.rs"]
 mod kernel_ext;
+mod ledger;
 #[path = "../rmp/mod.rs"]
 mod rmp;
+mod state;
 mod uapi;
 
-use dev::{FileState, Shared};
+use file::FileState;
 use rmp::{
     backend::{Backend, Request},
     platform::Platform,
 };
+use state::Shared;
 
 module! {
     type: SnpHost,
@@ -114,7 +119,7 @@ impl kernel::InPlaceModule for SnpHost {
 impl PinnedDrop for SnpHost {
     fn drop(self: Pin<&mut Self>) {
         let shared = &self.state.shared;
-        let leaked = shared.stats().leaked_pages;
+        let leaked = counters::COUNTERS.leaked_pages.get();
         if leaked > 0 {
             pr_warn!(
                 "{} pages stay leaked: the RMP refused to return them, so they never go back to the allocator\n",

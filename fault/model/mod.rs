@@ -7,6 +7,8 @@
 //! decisions built on it (split, retry, SIGBUS, report) belong to the fault
 //! issue; this file is the one statement of the bit layout.
 
+pub mod decide;
+
 use crate::rmp::model::bits::bitfield;
 
 bitfield! {

@@ -18,11 +18,6 @@
 #include "kselftest_harness.h"
 #include "snp_host_util.h"
 
-static long long pins_held(void)
-{
-	return vmstat_read("nr_foll_pin_acquired") - vmstat_read("nr_foll_pin_released");
-}
-
 /* The child: assign an immutable page, fail to return it, report its PFN, exit. */
 static int leak_one_page(int out)
 {
@@ -66,7 +61,7 @@ TEST(immutable_page_is_leaked_not_freed)
 		SKIP(return, "emulated backend only: this would leak real memory");
 	ASSERT_EQ(0, snp_get_stats(fd, &before));
 	close(fd);
-	pins_before = pins_held();
+	pins_before = foll_pins_held();
 
 	ASSERT_EQ(0, pipe(pipefd));
 	child = fork();
@@ -90,7 +85,7 @@ TEST(immutable_page_is_leaked_not_freed)
 	EXPECT_EQ(before.failures + 1, after.failures);
 	EXPECT_EQ(before.private_4k, after.private_4k);
 	/* Its process is gone, yet the page is still pinned: never freed. */
-	EXPECT_EQ(pins_before + 1, pins_held());
+	EXPECT_EQ(pins_before + 1, foll_pins_held());
 
 	/* The entry stays assigned and immutable, and the module still lists it. */
 	snprintf(line, sizeof(line), "%#llx 4K assigned=1 asid=1 gpa=0x7000 immutable=1",

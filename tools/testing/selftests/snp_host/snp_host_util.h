@@ -2,8 +2,9 @@
 /*
  * Helpers of the snp_host selftests: thin wrappers of the /dev/snp_host
  * ioctls, and readers of the stable user interfaces (pagemap, kpageflags,
- * smaps, vmstat, meminfo, debugfs) through which the tests check the
- * module's answers instead of trusting them.
+ * smaps, vmstat, meminfo, /proc/PID/status, the kernel log, debugfs)
+ * through which the tests check the module's answers instead of trusting
+ * them.
  *
  * Nothing here knows about the test harness: every helper returns a value
  * or a negative errno and leaves the judging to the tests.
@@ -21,7 +22,10 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
 #include <sys/vfs.h>
+#include <linux/capability.h>
 #include <linux/kernel-page-flags.h>
 #include <linux/types.h>
 
@@ -109,6 +113,31 @@ static inline int snp_get_status(int fd, struct snp_host_status *st)
 {
 	memset(st, 0, sizeof(*st));
 	return snp_ioctl(fd, SNP_HOST_GET_STATUS, st);
+}
+
+/*
+ * CONVERT_RANGE of @npages pages of @level from @hva; page i goes to
+ * @gpa + i * page size when @to_private.  *@done (if not NULL) gets what the
+ * module says it converted, on failure too.
+ */
+static inline int snp_convert_range(int fd, void *hva, __u64 npages,
+				    __u64 gpa, __u32 asid, __u8 level,
+				    bool to_private, __u64 *done)
+{
+	struct snp_host_range r;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	r.hva = (unsigned long)hva;
+	r.npages = npages;
+	r.gpa = gpa;
+	r.asid = asid;
+	r.level = level;
+	r.to_private = to_private;
+	ret = snp_ioctl(fd, SNP_HOST_CONVERT_RANGE, &r);
+	if (done)
+		*done = r.done;
+	return ret;
 }
 
 static inline int snp_open(void)
@@ -237,6 +266,19 @@ static inline long long vmstat_read(const char *name)
 	return val;
 }
 
+/*
+ * FOLL_PIN references held system-wide: pages pinned and not yet unpinned,
+ * per /proc/vmstat.  A test compares it before and after, so that a pin the
+ * module forgets (or drops twice) shows whatever the module says.
+ */
+static inline long long foll_pins_held(void)
+{
+	long long acq = vmstat_read("nr_foll_pin_acquired");
+	long long rel = vmstat_read("nr_foll_pin_released");
+
+	return acq < 0 || rel < 0 ? -1 : acq - rel;
+}
+
 /* A field of /proc/meminfo ("MemTotal", "HugePages_Free", ...), -1 if absent. */
 static inline long long meminfo_read(const char *name)
 {
@@ -321,6 +363,94 @@ static inline char *read_text(const char *path)
 	}
 	buf[len] = '\0';
 	return buf;
+}
+
+/* The number a (pseudo-)file holds, -1 if it cannot be read. */
+static inline long long read_ll(const char *path)
+{
+	char *s = read_text(path);
+	long long v = s ? strtoll(s, NULL, 10) : -1;
+
+	free(s);
+	return v;
+}
+
+/* Writes @v to a (pseudo-)file such as a sysctl; 0 or a negative errno. */
+static inline int write_ll(const char *path, long long v)
+{
+	char buf[32];
+	int fd, len, ret;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	len = snprintf(buf, sizeof(buf), "%lld\n", v);
+	ret = write(fd, buf, len) == len ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
+/*
+ * A "Name:   value kB" field of /proc/@pid/status (@pid 0: ourselves), such
+ * as VmPin or VmLck, in kB; -1 if absent.
+ */
+static inline long long proc_status_kb(pid_t pid, const char *name)
+{
+	size_t len = strlen(name);
+	long long val = -1;
+	char path[64], line[256];
+	FILE *f;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/status");
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, name, len) && line[len] == ':') {
+			val = strtoll(line + len + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return val;
+}
+
+/* Our capability sets, through the raw syscall (no libcap in the VM). */
+static inline int cap_data(struct __user_cap_data_struct *data)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+
+	return syscall(SYS_capget, &hdr, data) ? -errno : 0;
+}
+
+static inline bool has_cap(int cap)
+{
+	struct __user_cap_data_struct data[2];
+
+	return !cap_data(data) &&
+	       (data[CAP_TO_INDEX(cap)].effective & CAP_TO_MASK(cap));
+}
+
+/* Drops @cap from the effective, permitted and inheritable sets. */
+static inline int drop_cap(int cap)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2];
+	int ret = cap_data(data);
+
+	if (ret)
+		return ret;
+	data[CAP_TO_INDEX(cap)].effective &= ~CAP_TO_MASK(cap);
+	data[CAP_TO_INDEX(cap)].permitted &= ~CAP_TO_MASK(cap);
+	data[CAP_TO_INDEX(cap)].inheritable &= ~CAP_TO_MASK(cap);
+	return syscall(SYS_capset, &hdr, data) ? -errno : 0;
 }
 
 static inline bool debugfs_mounted(void)
@@ -585,13 +715,18 @@ static inline void thp_free(struct thp *t)
 }
 
 /*
- * Copies the last kernel-log record containing @needle into @buf (if @buf is
- * not NULL).  /dev/kmsg gives one record per read; O_NONBLOCK ends the walk
- * at the tail, EPIPE only says records were overwritten meanwhile.  Returns 1
- * if found, 0 if not, a negative errno if the log cannot be read.
+ * Walks the kernel log from its oldest record.  /dev/kmsg gives one record
+ * per read, "prio,seq,usec,flags;text"; O_NONBLOCK ends the walk at the
+ * tail, EPIPE only says records were overwritten meanwhile.  Copies the last
+ * record after sequence number @after that contains @needle into @buf (if
+ * @buf is not NULL), and the sequence number of the last record of the log
+ * into *@last (if @last is not NULL).  @needle NULL matches nothing.
+ * Returns 1 if found, 0 if not, a negative errno if the log cannot be read.
  */
-static inline int kmsg_find(const char *needle, char *buf, size_t size)
+static inline int kmsg_scan(long long after, const char *needle, char *buf,
+			    size_t size, long long *last)
 {
+	unsigned long long seq;
 	char rec[8192];
 	int fd, found = 0;
 	ssize_t n;
@@ -603,14 +738,33 @@ static inline int kmsg_find(const char *needle, char *buf, size_t size)
 		if (n <= 0)
 			continue;
 		rec[n] = '\0';
-		if (strstr(rec, needle)) {
-			if (buf)
-				snprintf(buf, size, "%s", rec);
-			found = 1;
-		}
+		if (sscanf(rec, "%*u,%llu,", &seq) != 1)
+			continue;
+		if (last)
+			*last = seq;
+		if ((long long)seq <= after || !needle || !strstr(rec, needle))
+			continue;
+		if (buf)
+			snprintf(buf, size, "%s", rec);
+		found = 1;
 	}
 	close(fd);
 	return found;
+}
+
+/* The last kernel-log record containing @needle, as kmsg_scan(). */
+static inline int kmsg_find(const char *needle, char *buf, size_t size)
+{
+	return kmsg_scan(-1, needle, buf, size, NULL);
+}
+
+/* The sequence number of the newest kernel-log record, -1 if unknown. */
+static inline long long kmsg_last_seq(void)
+{
+	long long last = -1;
+
+	kmsg_scan(-1, NULL, NULL, 0, &last);
+	return last;
 }
 
 #endif /* SNP_HOST_UTIL_H */

@@ -1,0 +1,681 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Conversions: the one place a page changes state between host and guest.
+//!
+//! A page goes through these states, each a type, and only forwards along the
+//! arrows (or back the way it came when a step is refused):
+//!
+//! ```text
+//! Candidate --protect--> Protected --assign--> GuestPage --unassign--> Unassigned
+//!  (pinned)   (direct     (out of the    (RMP:    (RMP: guest-   (RMP:      (RMP: shared,
+//!              map)        host's write   private)  owned)        shared)    direct map not
+//!                          path)                                             restored yet)
+//!
+//! Unassigned --restore--> Released --Ledger::forget--> pins dropped (unpinned)
+//! ```
+//!
+//! A [`Candidate`] owns plain pins: dropping it unpins, which is right because
+//! nothing changed. From [`Protected`] on, the pins sit in a [`Held`], whose
+//! `Drop` never unpins: a page whose state the module changed and did not fully
+//! restore is *leaked* (kept pinned, off the allocator, reported and counted).
+//! The only way to get the pins back is [`Unassigned::restore`], which exists
+//! only after the RMP said shared, and succeeds only when the direct map is
+//! restored. A forgotten value, an early return or a `None` where a value was
+//! expected therefore leaks a page instead of freeing a guest-owned one.
+//!
+//! Batches: every page of a batch is protected, then the TLB is flushed once,
+//! then the RMP changes; returning pages reverses the order and merges the
+//! emptied direct-map regions once per batch (`directmap::Batch`).
+
+use crate::counters::COUNTERS;
+use crate::directmap::{self, Batch};
+use crate::kernel_ext::{
+    sched,
+    user_pages::{Charge, PinAccount, PinnedPage},
+};
+use crate::ledger::{FilePages, Slot, Spare};
+use crate::rmp::{
+    backend::{Backend, ErrDisplay},
+    model::{PageSize, RmpError, State},
+};
+use crate::state::Shared;
+use crate::uapi::PrivateRequest;
+use core::mem::ManuallyDrop;
+use kernel::{
+    alloc::{flags::GFP_KERNEL_ACCOUNT, VVec},
+    prelude::*,
+};
+
+/// The pins of one page: a 4K page, or the 512 pages of a 2M page in order.
+pub(crate) enum Pins {
+    /// A 4K page.
+    // Only ever dropped (which unpins) or forgotten (which leaks): never read.
+    One(#[expect(dead_code)] PinnedPage),
+    /// The 512 pages of a 2M page, in order.
+    Huge(KVec<PinnedPage>),
+}
+
+/// Counts an RMP failure and turns it into the errno the ABI promises.
+pub(crate) fn errno(e: RmpError) -> Error {
+    COUNTERS.failures.add(1);
+    crate::rmp::backend::errno(e)
+}
+
+/// A page pinned for a conversion and checked, whose state nothing changed yet.
+///
+/// # Invariants
+///
+/// `pins` pin exactly the `size` page at `pfn` (one page, or 512 in order from a
+/// 2M-aligned `pfn` that form one folio).
+pub(crate) struct Candidate {
+    pfn: u64,
+    size: PageSize,
+    pins: Pins,
+}
+
+impl Candidate {
+    /// A 4K page.
+    pub(crate) fn small(pin: PinnedPage) -> Self {
+        // INVARIANT: one pin of the page at its own PFN.
+        Self {
+            pfn: pin.pfn(),
+            size: PageSize::Size4K,
+            pins: Pins::One(pin),
+        }
+    }
+
+    /// A 2M page from the 512 pins of a range, if they are one whole 2M folio
+    /// (a THP mapped in full): the RMP's 2M entry covers exactly it.
+    pub(crate) fn huge(pins: KVec<PinnedPage>) -> Result<Self> {
+        let head = pins.first().ok_or(EFAULT)?;
+        let pfn = head.pfn();
+        let one_folio = pins.len() == 512
+            && head.is_folio_head()
+            && head.folio_order() == 9
+            && PageSize::Size2M.is_aligned(pfn)
+            && pins.iter().zip(pfn..).all(|(p, want)| p.pfn() == want);
+        if !one_folio {
+            return Err(EINVAL);
+        }
+        // INVARIANT: checked just above.
+        Ok(Self {
+            pfn,
+            size: PageSize::Size2M,
+            pins: Pins::Huge(pins),
+        })
+    }
+
+    /// Returns the first PFN of the page.
+    pub(crate) fn pfn(&self) -> u64 {
+        self.pfn
+    }
+
+    /// Returns the size of the page.
+    pub(crate) fn size(&self) -> PageSize {
+        self.size
+    }
+
+    fn page(&self) -> directmap::Page {
+        directmap::Page {
+            pfn: self.pfn,
+            size: self.size,
+        }
+    }
+
+    /// Takes the page out of the host's write path in the direct map, as the policy
+    /// says. The caller claimed the page (it holds the ledger with the page free in
+    /// it), so no other path of the module changes its direct map concurrently.
+    ///
+    /// On error nothing changed and the candidate comes back.
+    pub(crate) fn protect(self, batch: &mut Batch<'_>) -> Result<Protected, (Self, Error)> {
+        match batch.make_private(&self.page()) {
+            // INVARIANT: the page is pinned and now protected as the policy says.
+            Ok(()) => Ok(Protected(Held::new(self))),
+            Err(e) => Err((self, e)),
+        }
+    }
+}
+
+/// The pins of a page whose state the module changed: dropping it leaks the page.
+///
+/// # Invariants
+///
+/// As for [`Candidate`]; `pins` are released only through [`Held::into_pins`].
+struct Held {
+    pfn: u64,
+    size: PageSize,
+    pins: ManuallyDrop<Pins>,
+}
+
+impl Held {
+    fn new(c: Candidate) -> Self {
+        Self {
+            pfn: c.pfn,
+            size: c.size,
+            pins: ManuallyDrop::new(c.pins),
+        }
+    }
+
+    fn page(&self) -> directmap::Page {
+        directmap::Page {
+            pfn: self.pfn,
+            size: self.size,
+        }
+    }
+
+    /// Gives the pins back; only the restoring transitions call it.
+    fn into_pins(self) -> Pins {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again, so the pins are taken once.
+        unsafe { ManuallyDrop::take(&mut me.pins) }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let pages = self.size.pages();
+        pr_err!(
+            "pfn {:#x} ({} pages) cannot be returned to the host safely; it stays pinned and off the allocator for good\n",
+            self.pfn,
+            pages
+        );
+        COUNTERS.leaked_pages.add(pages);
+        // `pins` is `ManuallyDrop`: the pages are never unpinned, so never freed.
+    }
+}
+
+/// A page out of the host's write path in the direct map, not yet assigned.
+pub(crate) struct Protected(Held);
+
+impl Protected {
+    /// Assigns the page in the RMP (retrying transient failures as the backend does).
+    ///
+    /// The caller flushed the TLB after protecting it (`_flushed`). On error the RMP
+    /// did not change and the protected page comes back.
+    pub(crate) fn assign(
+        self,
+        backend: &Backend,
+        state: &State,
+        _flushed: &Flushed,
+    ) -> Result<GuestPage, (Self, RmpError)> {
+        // SAFETY: The page is pinned by the module (`Held` invariant) and claimed in the
+        // ledger, so nothing else assigns or frees it; it is out of the host's write path
+        // in the direct map and no stale writable translation survives (`_flushed`).
+        match unsafe { backend.rmpupdate(self.0.pfn, state) } {
+            Ok(()) => Ok(GuestPage(self.0)),
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    /// Undoes [`Candidate::protect`] for a page the RMP refused. If the direct map
+    /// cannot be restored, the page comes back and must be leaked.
+    pub(crate) fn unprotect(self, batch: &mut Batch<'_>) -> Result<Candidate, Self> {
+        match batch.make_shared(&self.0.page()) {
+            Ok(()) => {
+                let (pfn, size) = (self.0.pfn, self.0.size);
+                Ok(Candidate {
+                    pfn,
+                    size,
+                    pins: self.0.into_pins(),
+                })
+            }
+            Err(_) => Err(self),
+        }
+    }
+}
+
+/// Proof that a batch flushed the TLB after protecting its pages.
+pub(crate) struct Flushed(());
+
+/// Flushes the TLB once for every page `batch` protected so far.
+pub(crate) fn flush(batch: &mut Batch<'_>) -> Flushed {
+    batch.flush();
+    Flushed(())
+}
+
+/// A guest-owned page (4K or 2M): the RMP assigned it, the module holds its pins.
+pub(crate) struct GuestPage(Held);
+
+impl GuestPage {
+    /// Returns the first PFN of the page.
+    pub(crate) fn pfn(&self) -> u64 {
+        self.0.pfn
+    }
+
+    /// Returns the size of the page.
+    pub(crate) fn size(&self) -> PageSize {
+        self.0.size
+    }
+
+    /// Returns the page to the host in the RMP. On error the page is still guest-owned
+    /// and comes back: the caller tracks it again (transient) or leaks it.
+    pub(crate) fn unassign(self, backend: &Backend) -> Result<Unassigned, (Self, RmpError)> {
+        // SAFETY: The page is pinned by the module and was assigned by it (type
+        // invariant); making it shared hands nothing to a guest.
+        match unsafe { backend.rmpupdate(self.0.pfn, &State::shared(self.0.size)) } {
+            Ok(()) => Ok(Unassigned(self.0)),
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    /// Splits a 2M guest page into its 512 4K guest pages (PSMASH), which `into`
+    /// receives in order; `into` must have room for 512 more.
+    ///
+    /// On error nothing changed and the 2M page comes back.
+    pub(crate) fn psmash(
+        self,
+        backend: &Backend,
+        into: &mut VVec<GuestPage>,
+    ) -> Result<(), (Self, RmpError)> {
+        if self.0.size != PageSize::Size2M
+            || !matches!(&*self.0.pins, Pins::Huge(p) if p.len() == 512)
+            || into.capacity() - into.len() < 512
+        {
+            return Err((self, RmpError::FailInput));
+        }
+        // SAFETY: The page is a 2M page pinned and assigned by the module (type
+        // invariant); PSMASH changes no ownership.
+        if let Err(e) = unsafe { backend.psmash(self.0.pfn) } {
+            return Err((self, e));
+        }
+        let pfn = self.0.pfn;
+        let Pins::Huge(pins) = self.0.into_pins() else {
+            // Checked above; unreachable, and a page lost here would be a 4K page
+            // whose pins were just dropped, so there is nothing better to do.
+            return Ok(());
+        };
+        for (p, pin) in (pfn..).zip(pins) {
+            // INVARIANT: PSMASH made every 4K page of the 2M page a guest page with
+            // the same attributes, and `pin` pins page `p`.
+            let page = GuestPage(Held {
+                pfn: p,
+                size: PageSize::Size4K,
+                pins: ManuallyDrop::new(Pins::One(pin)),
+            });
+            // Cannot fail: room for 512 was checked above.
+            let _ = into.push_within_capacity(page);
+        }
+        Ok(())
+    }
+}
+
+/// A page the RMP gave back to the host whose direct map is not restored yet.
+pub(crate) struct Unassigned(Held);
+
+impl Unassigned {
+    /// Makes the page writable in the direct map again. If that fails the page comes
+    /// back and must be leaked: a host write to it could still fault.
+    pub(crate) fn restore(self, batch: &mut Batch<'_>) -> Result<Released, Self> {
+        match batch.make_shared(&self.0.page()) {
+            Ok(()) => {
+                let pfn = self.0.pfn;
+                Ok(Released {
+                    pfn,
+                    pins: self.0.into_pins(),
+                })
+            }
+            Err(_) => Err(self),
+        }
+    }
+}
+
+/// A page fully returned to the host: shared in the RMP and mapped again. Only
+/// the ledger consumes it (`Ledger::forget`), which drops its tracking entry and
+/// hands the pins back to be dropped.
+pub(crate) struct Released {
+    pfn: u64,
+    pins: Pins,
+}
+
+impl Released {
+    /// Returns the first PFN of the page.
+    pub(crate) fn pfn(&self) -> u64 {
+        self.pfn
+    }
+
+    /// Returns the pins; dropping them unpins the page.
+    pub(crate) fn into_pins(self) -> Pins {
+        self.pins
+    }
+}
+
+/// Logs why a guest page is about to be leaked; dropping it does the rest.
+pub(crate) fn report_leak(pfn: u64, e: RmpError) {
+    pr_err!(
+        "pfn {:#x}: the RMP refused to return it to the host ({}); leaking it\n",
+        pfn,
+        ErrDisplay(e)
+    );
+}
+
+/// Counts one more page of `size` made private through the module.
+fn count_private(size: PageSize) {
+    private_count(size).add(1);
+    COUNTERS.make_private.add(1);
+}
+
+fn private_count(size: PageSize) -> &'static crate::counters::Counter {
+    match size {
+        PageSize::Size4K => &COUNTERS.private_4k,
+        PageSize::Size2M => &COUNTERS.private_2m,
+    }
+}
+
+/// Where a page of a batch is on its way to the guest.
+enum Stage {
+    Pinned(Candidate),
+    Protected(Protected),
+    Guest(GuestPage),
+    /// Moved out (transiently, while a transition runs).
+    Moved,
+}
+
+/// A page about to become private: its request, its pins and the slot it will be
+/// tracked in, which travel together so that tracking it cannot fail.
+pub(crate) struct Pending {
+    key: u64,
+    req: PrivateRequest,
+    slot: Option<Slot>,
+    stage: Stage,
+}
+
+impl Pending {
+    /// Pairs `page`, pinned at the address of `req` (user page `key`), with its slot.
+    pub(crate) fn new(key: u64, req: PrivateRequest, page: Candidate) -> Result<Self> {
+        Ok(Self {
+            key,
+            req,
+            slot: Some(Slot::new()?),
+            stage: Stage::Pinned(page),
+        })
+    }
+
+    /// Returns the first PFN of the page.
+    pub(crate) fn pfn(&self) -> u64 {
+        match &self.stage {
+            Stage::Pinned(c) => c.pfn,
+            Stage::Protected(p) => p.0.pfn,
+            Stage::Guest(g) => g.0.pfn,
+            Stage::Moved => 0,
+        }
+    }
+
+    fn take(&mut self) -> Stage {
+        core::mem::replace(&mut self.stage, Stage::Moved)
+    }
+}
+
+/// Base pages per batch of a range conversion or of a close: bounds the memory a
+/// batch pins and tracks before it takes effect, how long the locks are held,
+/// and how often a long operation looks at fatal signals; each batch costs one
+/// TLB flush.
+pub(crate) const BATCH_PAGES: u64 = 4096;
+
+/// Makes `pending` private in order: direct map first (one flush for all), then
+/// the RMP; tracks every page that became guest-owned in `file`. `charge` covers
+/// the pages; it keeps the charge of those that stay pinned.
+///
+/// Stops at the first page that is not free or that a step refuses. Returns how
+/// many pages became private and the error that stopped it.
+pub(crate) fn make_private(
+    shared: &Shared,
+    file: &FilePages,
+    mut pending: VVec<Pending>,
+    charge: &mut Charge<'_>,
+) -> (u64, Result) {
+    let backend = &*shared.backend;
+    let mut books = shared.ledger.open(file);
+    let mut result = Ok(());
+
+    // Stop at the first page someone already assigned. The pages of one batch are
+    // distinct (long-term pins of private anonymous pages, in distinct pages of
+    // one range), so checking each against the ledger suffices.
+    let mut n = pending.len();
+    for (i, p) in pending.iter().enumerate() {
+        let Stage::Pinned(page) = &p.stage else {
+            continue;
+        };
+        let (pfn, size) = (page.pfn(), page.size());
+        let busy = !books.is_free(p.key, pfn, size)
+            || match backend.any_assigned(pfn, size) {
+                Ok(assigned) => assigned,
+                Err(e) => {
+                    result = Err(errno(e));
+                    n = i;
+                    break;
+                }
+            };
+        if busy {
+            result = Err(EBUSY);
+            n = i;
+            break;
+        }
+    }
+
+    let mut batch = shared.directmap.batch();
+    for (i, p) in pending.iter_mut().enumerate().take(n) {
+        if let Stage::Pinned(page) = p.take() {
+            match page.protect(&mut batch) {
+                Ok(protected) => p.stage = Stage::Protected(protected),
+                Err((page, e)) => {
+                    p.stage = Stage::Pinned(page);
+                    result = Err(e);
+                    n = i;
+                    break;
+                }
+            }
+        }
+    }
+    // No stale writable translation of these pages may survive their assignment.
+    let flushed = flush(&mut batch);
+
+    for p in pending.iter_mut().take(n) {
+        if let Stage::Protected(page) = p.take() {
+            let req = &p.req;
+            let state = State::private(req.gpa, req.size, req.asid, req.immutable);
+            match page.assign(backend, &state, &flushed) {
+                Ok(guest) => p.stage = Stage::Guest(guest),
+                Err((page, e)) => {
+                    p.stage = Stage::Protected(page);
+                    result = Err(errno(e));
+                    break;
+                }
+            }
+        }
+    }
+
+    let mut done = 0;
+    for p in pending.iter_mut() {
+        let slot = p.slot.take();
+        match (p.take(), slot) {
+            (Stage::Guest(guest), Some(slot)) => {
+                let size = guest.size();
+                charge.keep(size.pages());
+                books.track(slot, p.key, guest);
+                count_private(size);
+                done += 1;
+            }
+            // Refused by the RMP: the direct map goes back and the page is unpinned;
+            // a page whose direct map cannot be restored must not be freed.
+            (Stage::Protected(page), slot) => match page.unprotect(&mut batch) {
+                Ok(candidate) => drop(candidate),
+                Err(page) => {
+                    if let Some(slot) = slot {
+                        books.track_leaked(slot, page.0.pfn, page.0.size);
+                    }
+                    charge.keep(page.0.size.pages());
+                    drop(page);
+                }
+            },
+            // Never touched: dropping unpins. (A guest page without a slot cannot
+            // happen: every `Pending` is built with one; dropping it would leak it.)
+            (stage, _) => drop(stage),
+        }
+    }
+    (done, result)
+}
+
+/// Returns `count` pages of `size` that `file` holds, at user pages `key_of(0..count)`,
+/// to the host in order, merging the direct map once at the end. Returns how many
+/// were returned and the error that stopped it.
+pub(crate) fn make_shared(
+    shared: &Shared,
+    file: &FilePages,
+    account: &PinAccount,
+    key_of: &dyn Fn(u64) -> u64,
+    count: u64,
+    size: PageSize,
+) -> (u64, Result) {
+    let backend = &*shared.backend;
+    // A page the RMP is too busy to take back goes back where it was, in this node.
+    let spare = match Spare::new() {
+        Ok(s) => s,
+        Err(e) => return (0, Err(e)),
+    };
+    let mut books = shared.ledger.open(file);
+    let mut batch = shared.directmap.batch();
+    for i in 0..count {
+        let key = key_of(i);
+        let Some(guest) = books.take(key, size) else {
+            return (i, Err(ENOENT));
+        };
+        let pfn = guest.pfn();
+        match guest.unassign(backend) {
+            Ok(unassigned) => match unassigned.restore(&mut batch) {
+                Ok(released) => {
+                    drop(books.forget(released));
+                    account.uncharge(size.pages());
+                    private_count(size).sub(1);
+                    COUNTERS.make_shared.add(1);
+                }
+                Err(unassigned) => {
+                    books.mark_leaked(pfn);
+                    private_count(size).sub(1);
+                    drop(unassigned);
+                    return (i, Err(EIO));
+                }
+            },
+            // Busy past the retry bound: nothing changed, the caller may try again.
+            Err((guest, e)) if e.is_transient() => {
+                books.put_back(spare, key, guest);
+                return (i, Err(errno(e)));
+            }
+            // Still guest-owned: it stays out of the direct map and off the allocator.
+            Err((guest, e)) => {
+                report_leak(pfn, e);
+                let _ = errno(e);
+                books.mark_leaked(pfn);
+                private_count(size).sub(1);
+                drop(guest);
+                return (i, Err(EIO));
+            }
+        }
+    }
+    (count, Ok(()))
+}
+
+/// Splits the 2M page `file` holds at user page `key` into 512 4K guest pages.
+/// Returns its first PFN.
+pub(crate) fn psmash(shared: &Shared, file: &FilePages, key: u64) -> Result<u64> {
+    let mut pages = VVec::with_capacity(512, GFP_KERNEL_ACCOUNT)?;
+    let mut slots = VVec::with_capacity(512, GFP_KERNEL_ACCOUNT)?;
+    for _ in 0..512 {
+        slots.push(Slot::new()?, GFP_KERNEL_ACCOUNT)?;
+    }
+    let spare = Spare::new()?;
+    let mut books = shared.ledger.open(file);
+    let guest = books.take(key, PageSize::Size2M).ok_or(ENOENT)?;
+    let pfn = guest.pfn();
+    match guest.psmash(&shared.backend, &mut pages) {
+        Ok(()) => {
+            books.split(key, pfn, pages, slots);
+            COUNTERS.private_2m.sub(1);
+            COUNTERS.private_4k.add(512);
+            COUNTERS.psmash.add(1);
+            Ok(pfn)
+        }
+        Err((guest, e)) => {
+            books.put_back(spare, key, guest);
+            Err(errno(e))
+        }
+    }
+}
+
+/// Returns every page `file` holds to the host, a batch at a time, without holding
+/// the registry across the walk; a page that cannot be returned is leaked (nobody
+/// is left to try again). Pages are uncharged from `account`.
+pub(crate) fn release_all(shared: &Shared, file: &FilePages, account: &PinAccount) {
+    loop {
+        // Room for every page of the batch, reserved before any page changes: the
+        // registry entries can only be dropped once the direct-map batch is over.
+        let mut released = VVec::new();
+        let max = if released.reserve(BATCH_PAGES as usize, GFP_KERNEL).is_ok() {
+            BATCH_PAGES
+        } else if released.reserve(1, GFP_KERNEL).is_ok() {
+            1
+        } else {
+            // Out of memory even for one entry: what the file still holds is leaked
+            // when it is dropped, reported page by page.
+            return;
+        };
+        let pages = match file.drain(max).or_else(|_| file.drain(1)) {
+            Ok(p) if !p.is_empty() => p,
+            _ => return,
+        };
+        let mut leaked = KVec::new();
+        {
+            let mut batch = shared.directmap.batch();
+            for guest in pages {
+                let (pfn, size) = (guest.pfn(), guest.size());
+                private_count(size).sub(1);
+                match release_one(&shared.backend, &mut batch, guest) {
+                    Some(r) => {
+                        // Cannot fail: one entry per page, and no more pages than `max`.
+                        let _ = released.push_within_capacity(r);
+                        COUNTERS.make_shared.add(1);
+                        account.uncharge(size.pages());
+                    }
+                    // Leaked (already dropped and reported); its entry is marked below.
+                    None => {
+                        let _ = leaked.push(pfn, GFP_KERNEL);
+                    }
+                }
+            }
+        }
+        for pfn in leaked {
+            shared.ledger.mark_leaked(pfn);
+        }
+        drop(shared.ledger.forget_all(released));
+        sched::cond_resched();
+    }
+}
+
+/// Returns one page to the host; a page that cannot be returned is leaked.
+fn release_one(backend: &Backend, batch: &mut Batch<'_>, guest: GuestPage) -> Option<Released> {
+    let pfn = guest.pfn();
+    match guest.unassign(backend) {
+        Ok(unassigned) => match unassigned.restore(batch) {
+            Ok(released) => Some(released),
+            Err(unassigned) => {
+                drop(unassigned);
+                None
+            }
+        },
+        Err((guest, e)) => {
+            report_leak(pfn, e);
+            let _ = errno(e);
+            drop(guest);
+            None
+        }
+    }
+}
+
+/// Returns whether the caller of a long operation is being killed: it then stops
+/// between batches. Gives the CPU up otherwise.
+pub(crate) fn should_stop() -> bool {
+    if sched::fatal_signal_pending() {
+        return true;
+    }
+    sched::cond_resched();
+    false
+}

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module's counters: one table that `SNP_HOST_GET_STATS`, debugfs and
+//! `make run` all read.
+//!
+//! Each counter is declared once, below, in the order of `struct
+//! snp_host_stats`; the table generates the counters, the ABI snapshot and the
+//! `name: value` lines of debugfs `status`, so the three cannot drift apart.
+//! The counters are module-wide (there is one RMP and one direct map), hence
+//! one static table: a page leaked from a destructor, far from any file or
+//! module state, is counted like any other.
+
+use crate::uapi;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kernel::fmt;
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])+ $name:ident,)+) => {
+        /// Every counter of the module, in `struct snp_host_stats` order.
+        pub(crate) struct Counters {
+            $($(#[doc = $doc])+ pub(crate) $name: Counter,)+
+        }
+
+        impl Counters {
+            const fn new() -> Self {
+                Self {
+                    $($name: Counter(AtomicU64::new(0)),)+
+                }
+            }
+
+            /// Returns the snapshot `SNP_HOST_GET_STATS` copies out.
+            pub(crate) fn stats(&self) -> uapi::Stats {
+                uapi::Stats {
+                    $($name: self.$name.get(),)+
+                    ..uapi::Stats::default()
+                }
+            }
+
+            /// Writes one `name: value` line per counter.
+            pub(crate) fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                $(writeln!(f, "{}: {}", stringify!($name), self.$name.get())?;)+
+                Ok(())
+            }
+        }
+    };
+}
+
+counters! {
+    /// 4K pages assigned through the module now.
+    private_4k,
+    /// 2M pages assigned through the module now.
+    private_2m,
+    /// Pages made private (4K or 2M), ever.
+    make_private,
+    /// Pages returned to the host (4K or 2M), ever.
+    make_shared,
+    /// 2M pages split into 512 4K entries, ever.
+    psmash,
+    /// Transient RMP failures that were retried.
+    transient_retries,
+    /// RMP operations that failed for good (after retries).
+    failures,
+    /// 4K pages kept off the allocator because their state could not be restored.
+    leaked_pages,
+    /// 2M direct-map leaves split.
+    dm_splits_2m,
+    /// 1G direct-map leaves split.
+    dm_splits_1g,
+    /// 2M direct-map leaves merged back.
+    dm_merges_2m,
+    /// 1G direct-map leaves merged back.
+    dm_merges_1g,
+    /// 4K pages the module keeps out of the direct map's write path now.
+    dm_unmapped_pages,
+    /// Kernel TLB flushes the module issued for the direct map.
+    tlb_flushes,
+}
+
+/// The module's counters.
+pub(crate) static COUNTERS: Counters = Counters::new();
+
+/// One counter of the table.
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`.
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+
+    /// Subtracts `n`.
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Relaxed);
+    }
+
+    /// Returns the current value.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}

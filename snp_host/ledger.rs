@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The ledger: which pages the module tracks, and for whom.
+//!
+//! Two trees record every page the module changed:
+//!
+//! - each file's own pages ([`FilePages`]), by user page number in the
+//!   address space that opened the file (`hva >> 12`), holding the
+//!   [`GuestPage`] itself, so closing the file finds everything it must return;
+//! - the module-wide registry, by PFN, of every page assigned through any file
+//!   and every page leaked, so that "is this page free? then assign it" is one
+//!   step across files and processes, and a leaked page is never assigned again.
+//!
+//! This file is the only code that adds, moves (PSMASH) or removes entries, and
+//! it keeps the two trees in step: a page enters both at once ([`Books::track`],
+//! with the [`Slot`] reserved for it before anything changed), leaves its file's
+//! tree while it is being returned, and leaves the registry only as a
+//! [`Released`] page, that is, once the RMP says shared and the direct map is
+//! restored. A page that is never released stays registered: leaked.
+//!
+//! Lock order: a file's pages, then the registry (then, outside this file, the
+//! direct map's region lock and the backend's lock). Both are mutexes.
+
+use crate::convert::{GuestPage, Pins, Released};
+use crate::rmp::model::PageSize;
+use kernel::{
+    alloc::{flags::GFP_KERNEL_ACCOUNT, VVec},
+    fmt, new_mutex,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::{Mutex, MutexGuard},
+};
+
+/// What the registry knows of a tracked PFN.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    /// The size of the page tracked from this PFN.
+    pub(crate) size: PageSize,
+    /// Whether the page is leaked (no file holds it any more).
+    pub(crate) leaked: bool,
+}
+
+/// The tree nodes one page needs once it is guest-owned, allocated before its
+/// state changes so that tracking it cannot fail afterwards.
+pub(crate) struct Slot {
+    file: RBTreeNodeReservation<u64, GuestPage>,
+    registry: RBTreeNodeReservation<u64, Entry>,
+}
+
+impl Slot {
+    /// Allocates a slot, charged to the caller's memory cgroup.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            file: RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?,
+            registry: RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?,
+        })
+    }
+}
+
+/// A file-tree node reserved for putting a page back (see [`Books::put_back`]).
+pub(crate) struct Spare(RBTreeNodeReservation<u64, GuestPage>);
+
+impl Spare {
+    /// Allocates a spare node.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self(RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?))
+    }
+}
+
+/// Returns whether `[first, first + pages)` overlaps an entry of `tree`, whose
+/// values are the sizes (in base pages) of the entries at their keys.
+fn overlaps<V>(tree: &RBTree<u64, V>, first: u64, pages: u64, size_of: impl Fn(&V) -> u64) -> bool {
+    let end = first.saturating_add(pages);
+    // An entry that overlaps starts at most one 2M page before `first`.
+    let mut from = PageSize::Size2M.align_down(first);
+    while let Some(c) = tree.cursor_lower_bound(&from) {
+        let (&start, v) = c.current();
+        if start >= end {
+            return false;
+        }
+        if start.saturating_add(size_of(v)) > first {
+            return true;
+        }
+        from = start.saturating_add(1);
+    }
+    false
+}
+
+/// The module-wide registry.
+#[pin_data]
+pub(crate) struct Ledger {
+    #[pin]
+    registry: Mutex<RBTree<u64, Entry>>,
+}
+
+/// One file's guest pages, by user page number.
+#[pin_data]
+pub(crate) struct FilePages {
+    #[pin]
+    tree: Mutex<RBTree<u64, GuestPage>>,
+}
+
+impl FilePages {
+    /// Creates an empty set.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            tree <- new_mutex!(RBTree::new(), "snp_host_file_pages"),
+        })
+    }
+
+    /// Takes up to `max_pages` base pages' worth of guest pages off the file, in
+    /// address order, for returning them; their registry entries stay until they
+    /// are released. Only the file's lock is held, and only while taking.
+    pub(crate) fn drain(&self, max_pages: u64) -> Result<VVec<GuestPage>> {
+        let mut out = VVec::new();
+        let mut tree = self.tree.lock();
+        let mut taken = 0;
+        while taken < max_pages {
+            let Some(key) = tree.cursor_front().map(|c| *c.current().0) else {
+                break;
+            };
+            out.reserve(1, GFP_KERNEL_ACCOUNT)?;
+            let Some(page) = tree.remove(&key) else {
+                break;
+            };
+            taken += page.size().pages();
+            // Cannot fail: reserved just above.
+            let _ = out.push_within_capacity(page);
+        }
+        Ok(out)
+    }
+}
+
+/// A file's pages and the registry, locked together in the lock order.
+pub(crate) struct Books<'a> {
+    file: MutexGuard<'a, RBTree<u64, GuestPage>>,
+    registry: MutexGuard<'a, RBTree<u64, Entry>>,
+}
+
+impl Ledger {
+    /// Creates an empty registry.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            registry <- new_mutex!(RBTree::new(), "snp_host_registry"),
+        })
+    }
+
+    /// Locks `file`'s pages and the registry.
+    pub(crate) fn open<'a>(&'a self, file: &'a FilePages) -> Books<'a> {
+        let file = file.tree.lock();
+        Books {
+            file,
+            registry: self.registry.lock(),
+        }
+    }
+
+    /// Stops tracking pages that were returned to the host, taken off their file by
+    /// [`FilePages::drain`]; dropping the result unpins them.
+    pub(crate) fn forget_all(&self, released: VVec<Released>) -> VVec<Pins> {
+        let mut pins = VVec::new();
+        // Without memory for the list the pins are dropped one by one below instead.
+        let _ = pins.reserve(released.len(), GFP_KERNEL);
+        let mut registry = self.registry.lock();
+        for r in released {
+            registry.remove(&r.pfn());
+            if let Err(p) = pins.push_within_capacity(r.into_pins()) {
+                // Unpinning needs no lock; doing it here only lengthens the section.
+                drop(p);
+            }
+        }
+        pins
+    }
+
+    /// Records that the page at `pfn`, taken off its file, is leaked.
+    pub(crate) fn mark_leaked(&self, pfn: u64) {
+        if let Some(e) = self.registry.lock().get_mut(&pfn) {
+            e.leaked = true;
+        }
+    }
+
+    /// Calls `f` for every tracked PFN, in order.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, Entry) -> fmt::Result) -> fmt::Result {
+        let registry = self.registry.lock();
+        for (&pfn, &e) in registry.iter() {
+            f(pfn, e)?;
+        }
+        Ok(())
+    }
+}
+
+impl Books<'_> {
+    /// Returns whether the `size` page at user page `key` and PFN `pfn` is free:
+    /// the file has nothing at those addresses and nobody tracks those PFNs.
+    pub(crate) fn is_free(&self, key: u64, pfn: u64, size: PageSize) -> bool {
+        let pages = size.pages();
+        !overlaps(&self.file, key, pages, |p| p.size().pages())
+            && !overlaps(&self.registry, pfn, pages, |e| e.size.pages())
+    }
+
+    /// Tracks `page`, now guest-owned, at user page `key`.
+    pub(crate) fn track(&mut self, slot: Slot, key: u64, page: GuestPage) {
+        let (pfn, size) = (page.pfn(), page.size());
+        self.registry.insert(slot.registry.into_node(
+            pfn,
+            Entry {
+                size,
+                leaked: false,
+            },
+        ));
+        self.file.insert(slot.file.into_node(key, page));
+    }
+
+    /// Registers a page that is leaked before a file tracked it (the RMP refused it
+    /// and the direct map could not be restored), so that nobody assigns it again.
+    pub(crate) fn track_leaked(&mut self, slot: Slot, pfn: u64, size: PageSize) {
+        self.registry
+            .insert(slot.registry.into_node(pfn, Entry { size, leaked: true }));
+    }
+
+    /// Returns the PFN of the `size` page the file holds at `key`.
+    pub(crate) fn get(&self, key: u64, size: PageSize) -> Option<u64> {
+        self.file
+            .get(&key)
+            .filter(|p| p.size() == size)
+            .map(GuestPage::pfn)
+    }
+
+    /// Takes the `size` page at `key` off the file for returning it. Its registry
+    /// entry stays until it is released.
+    pub(crate) fn take(&mut self, key: u64, size: PageSize) -> Option<GuestPage> {
+        self.get(key, size)?;
+        self.file.remove(&key)
+    }
+
+    /// Puts a page that could not be returned (the RMP is busy) back at `key`, in
+    /// `spare`, a node the caller reserved before taking it.
+    pub(crate) fn put_back(&mut self, spare: Spare, key: u64, page: GuestPage) {
+        self.file.insert(spare.0.into_node(key, page));
+    }
+
+    /// Records that the page at `pfn`, taken off the file, is leaked: it stays
+    /// registered for good (the caller drops the page value, which reports it).
+    pub(crate) fn mark_leaked(&mut self, pfn: u64) {
+        if let Some(e) = self.registry.get_mut(&pfn) {
+            e.leaked = true;
+        }
+    }
+
+    /// Replaces the tracking of the 2M page at `key`, taken off the file, by its 512
+    /// 4K pages after a PSMASH, each in its own slot.
+    pub(crate) fn split(&mut self, key: u64, pfn: u64, pages: VVec<GuestPage>, slots: VVec<Slot>) {
+        self.registry.remove(&pfn);
+        for ((k, page), slot) in (key..).zip(pages).zip(slots) {
+            self.track(slot, k, page);
+        }
+    }
+
+    /// Stops tracking a page returned to the host; dropping the result unpins it.
+    pub(crate) fn forget(&mut self, released: Released) -> Pins {
+        self.registry.remove(&released.pfn());
+        released.into_pins()
+    }
+}
+
+#[kunit_tests(snp_host_ledger)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlaps_sees_4k_and_2m_entries() -> Result {
+        let mut tree: RBTree<u64, PageSize> = RBTree::new();
+        tree.try_create_and_insert(0x1000, PageSize::Size4K, GFP_KERNEL)?;
+        tree.try_create_and_insert(0x2200, PageSize::Size2M, GFP_KERNEL)?;
+        let pages = |s: &PageSize| s.pages();
+        // The 4K entry: only its own page, or a 2M range that contains it.
+        assert!(overlaps(&tree, 0x1000, 1, pages));
+        assert!(!overlaps(&tree, 0x1001, 1, pages));
+        assert!(!overlaps(&tree, 0x0fff, 1, pages));
+        assert!(overlaps(&tree, 0x1000, 512, pages));
+        // The 2M range just below ends where the 4K entry begins: no overlap.
+        assert!(!overlaps(&tree, 0x0e00, 512, pages));
+        // The 2M entry: every page inside it, from its first to its last.
+        assert!(overlaps(&tree, 0x2200, 1, pages));
+        assert!(overlaps(&tree, 0x23ff, 1, pages));
+        assert!(!overlaps(&tree, 0x2400, 1, pages));
+        assert!(!overlaps(&tree, 0x2000, 512, pages));
+        assert!(overlaps(&tree, 0x2200, 512, pages));
+        Ok(())
+    }
+}
