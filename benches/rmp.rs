@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use snp_host_model::rmp::model::{
-    check_host, AccessKind, ArrayStore, Emulated, Entry, Guest, GuestAccess, MapSize, PageSize,
-    Rmp, RmpError, State, Store, Vmpl,
-};
+use snp_host_model::rmp::access::{check_host, AccessKind, GuestAccess, MapSize};
+use snp_host_model::rmp::array_store::ArrayStore;
+use snp_host_model::rmp::guest::{Guest, Vmpl};
+use snp_host_model::rmp::model::{Emulated, Entry, PageSize, Rmp, RmpError, State, Store};
 
 #[derive(Clone, Default)]
 struct MapStore(BTreeMap<u64, Entry>);

@@ -2,192 +2,179 @@
 
 //! The hardware RMP: the table the CPU checks, driven by RMPUPDATE and PSMASH.
 //!
-//! Only built when the host kernel runs with SNP; the module never enables SNP
-//! itself. Entries are read with RMPREAD when the CPU has it (always on CPUs
-//! with a segmented RMP), otherwise from a read-only mapping of the contiguous
-//! table, decoded with the PPR layout of the model.
+//! Only set up when `rmp::model::decide` accepted the host: the kernel set SNP up at
+//! boot, `SYSCFG.SNPEn` is set (SNP initialised by the CCP driver) and the table the
+//! MSRs describe covers all RAM. The module never enables SNP itself. Entries are read
+//! with RMPREAD when the kernel reports it (always the case for a segmented RMP), and
+//! otherwise from a read-only mapping of the contiguous table, decoded with the PPR
+//! layout of the model, as Linux does on Milan and Genoa.
+//!
+//! # SNP can go away
+//!
+//! An SNP shutdown (unloading kvm_amd or ccp, with firmware that supports it) clears
+//! `SNPEn` on every CPU and wipes the RMP, and RMPUPDATE, PSMASH and RMPREAD then raise
+//! #UD, which nothing fixes up. So every instruction is preceded by a check of `SNPEn`
+//! on the CPU that runs it ([`Hardware::snp_enabled`]); without it, assignments and
+//! PSMASH fail with [`RmpError::SnpDisabled`], and returning a page to the host succeeds
+//! without an instruction (`rmpupdate_without_snp` says why that is true).
+//!
+//! That check narrows the window but cannot close it: a shutdown that runs on another
+//! CPU between the check and the instruction still ends in #UD, and nothing exported
+//! lets a module hold SNP on. An operator must keep SNP initialised while `snp_host`
+//! is loaded with the hardware backend: keep kvm_amd and ccp loaded and do not shut SNP
+//! down through `/dev/sev`.
 
-use super::model::geometry::{
-    MSR_RMP_BASE,
-    MSR_RMP_CFG,
-    MSR_RMP_END, //
-};
+use super::model::detect::MSR_SYSCFG;
 use super::model::{
-    Contiguous,
+    rmpupdate_without_snp,
     Entry,
+    HardwareRmp,
     Insn,
-    PageSize,
     Record,
     Rmp,
-    RmpBase,
-    RmpCfg,
-    RmpEnd,
     RmpError,
     State,
-    BOOKKEEPING_SIZE,
+    Syscfg,
+    ENTRY_SIZE,
     PAGE_SHIFT, //
 };
-use super::platform::Platform;
-use crate::kernel_ext::{insn, memory, msr};
-use core::ptr::NonNull;
-use kernel::{bindings, prelude::*};
-
-/// A read-only mapping of a contiguous RMP.
-///
-/// # Invariants
-///
-/// `ptr` maps `size` bytes of the table starting at its base, from `memremap()`,
-/// released on drop.
-struct TableMapping {
-    ptr: NonNull<u8>,
-    size: usize,
-}
-
-// SAFETY: The mapping is only read, and reading it is allowed from any CPU.
-unsafe impl Send for TableMapping {}
-// SAFETY: As above: shared access only reads.
-unsafe impl Sync for TableMapping {}
-
-impl Drop for TableMapping {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant `ptr` came from `memremap()`.
-        unsafe { bindings::memunmap(self.ptr.as_ptr().cast()) };
-    }
-}
+use crate::kernel_ext::{insn, memory::Reserved, msr};
+use kernel::{pr_err_once, pr_warn_once, prelude::*};
 
 /// The hardware RMP backend.
 pub(crate) struct Hardware {
-    base: u64,
-    end: u64,
-    segmented: bool,
-    rmpread: bool,
-    end_pfn: u64,
-    table: Option<(Contiguous, TableMapping)>,
+    rmp: HardwareRmp,
+    /// The entries of a contiguous table, for CPUs without RMPREAD.
+    table: Option<Reserved>,
 }
 
 impl Hardware {
-    /// Reads the RMP's location from its MSRs and prepares to read its entries.
+    /// Prepares to drive the table `rmp` describes, mapping it when its entries have to
+    /// be read from memory.
     ///
     /// # Errors
     ///
-    /// `ENODEV` when SNP is not enabled or the table is unusable, with a message saying why.
-    pub(crate) fn probe(platform: &Platform) -> Result<Self> {
-        if !platform.host_snp {
-            pr_err!("backend=hardware needs a host kernel running with SEV-SNP; it is off here\n");
-            return Err(ENODEV);
-        }
-        let base = msr::read(MSR_RMP_BASE)?;
-        let end = msr::read(MSR_RMP_END)?;
-        let cfg = if platform.features.segmented_rmp() {
-            msr::read(MSR_RMP_CFG)?
-        } else {
-            0
+    /// `ENOMEM` if the table cannot be mapped.
+    pub(crate) fn new(rmp: HardwareRmp) -> Result<Self> {
+        let table = match rmp.mapped_table() {
+            Some(t) => {
+                // The entries only: the bookkeeping area belongs to the CPU.
+                let qwords = t.entries().checked_mul(ENTRY_SIZE / 8).ok_or(EINVAL)?;
+                let first = t
+                    .locate(0, super::model::PageSize::Size4K)
+                    .map_err(|_| EINVAL)?;
+                Some(Reserved::map(first.address, qwords).inspect_err(|_| {
+                    pr_err!("cannot map the RMP table at {:#x}\n", first.address);
+                })?)
+            }
+            None => None,
         };
-        let segmented = RmpCfg::from_raw(cfg).segmented();
-        let rmpread = platform.features.rmpread();
-        let mut hw = Self {
-            base: RmpBase::from_raw(base).address(),
-            end: RmpEnd::from_raw(end).last_byte(),
-            segmented,
-            rmpread,
-            end_pfn: memory::ram_end_pfn(),
-            table: None,
-        };
-        if rmpread {
-            return Ok(hw);
-        }
-        if segmented {
-            pr_err!("segmented RMP without RMPREAD: cannot read its entries\n");
-            return Err(ENODEV);
-        }
-        let table =
-            Contiguous::new(RmpBase::from_raw(base), RmpEnd::from_raw(end)).map_err(|e| {
-                pr_err!("unusable RMP_BASE/RMP_END ({:?})\n", e);
-                ENODEV
-            })?;
-        let size = usize::try_from(table.size()).map_err(|_| ENODEV)?;
-        // SAFETY: The range is the RMP the firmware reserved; mapping it write-back
-        // read-only-by-use is what the kernel does to read it, too.
-        let ptr = unsafe { bindings::memremap(table.base(), size, bindings::MEMREMAP_WB as usize) };
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(ENOMEM)?;
-        // INVARIANT: `ptr` maps `size` bytes of the table from its base.
-        hw.end_pfn = table.entries();
-        hw.table = Some((table, TableMapping { ptr, size }));
-        Ok(hw)
+        Ok(Self { rmp, table })
     }
 
     /// Returns the first byte of the table.
     pub(crate) fn base(&self) -> u64 {
-        self.base
+        self.rmp.base()
     }
 
-    /// Returns the last byte of the table (contiguous tables; 0 when segmented).
+    /// Returns the last byte of a contiguous table, and 0 for a segmented one.
     pub(crate) fn end(&self) -> u64 {
-        self.end
+        self.rmp.end()
     }
 
     /// Returns whether the table is segmented.
     pub(crate) fn segmented(&self) -> bool {
-        self.segmented
+        self.rmp.segmented()
     }
 
     /// Returns whether entries are read with RMPREAD.
     pub(crate) fn uses_rmpread(&self) -> bool {
-        self.rmpread
+        self.rmp.rmpread
     }
 
     /// Returns one past the highest PFN the table covers.
     pub(crate) fn end_pfn(&self) -> u64 {
-        self.end_pfn
+        self.rmp.end_pfn()
     }
 
-    /// Reads the raw entry of `pfn` from the mapped table (contiguous tables without RMPREAD).
+    /// Reads the raw entry of `pfn` from the mapped table (contiguous tables without
+    /// RMPREAD), `None` elsewhere or beyond the table.
+    ///
+    /// The entry is read as its two aligned quadwords, as Linux reads it: each is read
+    /// in one load, so no field is torn, but the two may come from either side of a
+    /// concurrent RMPUPDATE. Every field the module decodes lives in the low quadword;
+    /// the high one (VMPL rights) is only carried along.
     pub(crate) fn raw_entry(&self, pfn: u64) -> Option<Entry> {
-        let (table, map) = self.table.as_ref()?;
-        let at = table.locate(pfn, PageSize::Size4K).ok()?;
-        let offset = at
-            .address
-            .checked_sub(table.base())
-            .and_then(|o| usize::try_from(o).ok())
-            .filter(|&o| o >= BOOKKEEPING_SIZE as usize && o + 16 <= map.size)?;
-        let mut raw = [0u8; 16];
-        for (i, b) in raw.iter_mut().enumerate() {
-            // SAFETY: `offset + 16 <= size`, inside the mapping (type invariant). The CPU
-            // may update the entry concurrently, so it is read volatile, as Linux does.
-            *b = unsafe { core::ptr::read_volatile(map.ptr.as_ptr().add(offset + i)) };
+        let table = self.table.as_ref()?;
+        let lo = pfn.checked_mul(2)?;
+        Some(Entry::from_qwords(
+            table.read(lo)?,
+            table.read(lo.checked_add(1)?)?,
+        ))
+    }
+
+    /// Returns the validated bit of `pfn`: from its raw entry on CPUs without RMPREAD,
+    /// and `None` (unknown) on CPUs with it, whose record does not carry the bit.
+    pub(crate) fn validated(&self, pfn: u64) -> Option<bool> {
+        self.raw_entry(pfn).map(|e| e.validated())
+    }
+
+    /// Checks that SNP is enabled on this CPU, so that an instruction would not #UD.
+    ///
+    /// `SNPEn` is set and cleared on all CPUs together, so the CPU this runs on answers
+    /// for the one the instruction runs on even if the task migrates in between.
+    fn snp_enabled(&self) -> Result<(), RmpError> {
+        let enabled = msr::read_local(MSR_SYSCFG)
+            .map_err(|_| RmpError::SnpDisabled)
+            .and_then(|raw| Syscfg::from_raw(raw).snp_enabled());
+        if enabled.is_err() {
+            pr_err_once!(
+                "SEV-SNP is no longer initialised (SYSCFG.SNPEn clear, after an SNP shutdown?): RMP instructions are not issued; pages return to the host, nothing is assigned\n"
+            );
         }
-        Some(Entry::from_bytes(&raw))
+        enabled
     }
 
     fn covered(&self, pfn: u64) -> Result<u64, RmpError> {
-        if pfn >= self.end_pfn {
+        if pfn >= self.end_pfn() {
             return Err(RmpError::NotCovered);
         }
         pfn.checked_shl(PAGE_SHIFT).ok_or(RmpError::NotCovered)
     }
-}
 
-/// A handle that issues the instructions; the hardware serialises them itself.
-pub(crate) struct Handle<'a>(&'a Hardware);
-
-impl Hardware {
     /// Returns a handle for one or more instructions.
-    pub(crate) fn handle(&self) -> Handle<'_> {
+    ///
+    /// # Safety
+    ///
+    /// Every `rmpupdate` and `psmash` issued through the handle must meet the contract
+    /// of `Backend::rmpupdate` and `Backend::psmash` (`rmp/backend.rs`). Reads
+    /// (`rmpread`, `lookup`, `find_assigned`) have no requirement.
+    pub(crate) unsafe fn handle(&self) -> Handle<'_> {
         Handle(self)
     }
 }
 
+/// A handle that issues the instructions; the hardware serialises them itself.
+///
+/// Only [`Hardware::handle`] creates one, so the safe methods of [`Rmp`] are reachable
+/// for the hardware only under that function's contract.
+pub(crate) struct Handle<'a>(&'a Hardware);
+
 impl Rmp for Handle<'_> {
     fn rmpupdate(&mut self, pfn: u64, state: &State) -> Result<(), RmpError> {
         let paddr = self.0.covered(pfn)?;
-        // SAFETY: The backend exists only with SNP on (`probe`); the callers own the page
-        // and have removed or will restore its host mappings as the RMP requires.
-        let code = unsafe { insn::rmpupdate(paddr, &state.to_bytes()) };
+        if self.0.snp_enabled().is_err() {
+            return rmpupdate_without_snp(state);
+        }
+        // SAFETY: SNPEn was set just now (see the module documentation for the window
+        // left); the caller meets `Backend::rmpupdate`'s contract (`Hardware::handle`).
+        let code = unsafe { insn::rmpupdate(paddr, state) };
         RmpError::check(Insn::Rmpupdate, code)
     }
 
     fn psmash(&mut self, pfn: u64) -> Result<(), RmpError> {
         let paddr = self.0.covered(pfn)?;
+        self.0.snp_enabled()?;
         // SAFETY: As for `rmpupdate`; PSMASH changes no ownership.
         let code = unsafe { insn::psmash(paddr) };
         RmpError::check(Insn::Psmash, code)
@@ -195,17 +182,27 @@ impl Rmp for Handle<'_> {
 
     fn rmpread(&self, pfn: u64) -> Result<Record, RmpError> {
         let paddr = self.0.covered(pfn)?;
-        if self.0.rmpread {
-            let mut out = [0u8; 16];
-            // SAFETY: SNP is on and CPUID reported RMPREAD (`probe`).
-            let code = unsafe { insn::rmpread(paddr, &mut out) };
-            RmpError::check(Insn::Rmpread, code)?;
-            return Record::from_bytes(&out).map_err(|_| RmpError::FailInput);
+        if !self.0.rmp.rmpread {
+            // Reading memory needs no SNPEn: after a shutdown the table reads as wiped.
+            return Ok(self
+                .0
+                .raw_entry(pfn)
+                .ok_or(RmpError::NotCovered)?
+                .as_record());
         }
-        self.0
-            .raw_entry(pfn)
-            .ok_or(RmpError::NotCovered)?
-            .to_record()
-            .map_err(|_| RmpError::FailInput)
+        self.0.snp_enabled()?;
+        let mut out = [0u64; 2];
+        // SAFETY: SNPEn was set just now and the kernel reports RMPREAD (`decide`).
+        let code = unsafe { insn::rmpread(paddr, &mut out) };
+        RmpError::check(Insn::Rmpread, code)?;
+        let (record, ignored) = Record::from_rmpread(out);
+        if ignored.any() {
+            pr_warn_once!(
+                "RMPREAD set bits this module does not know (gpa {:#x}, attributes {:#x}); ignoring them\n",
+                ignored.gpa,
+                ignored.attrs
+            );
+        }
+        Ok(record)
     }
 }

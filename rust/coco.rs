@@ -4,14 +4,15 @@
 
 use kernel::bindings;
 
-/// Returns whether the host kernel runs with SEV-SNP enabled.
+/// Returns whether the host kernel set up SEV-SNP at boot (`CC_ATTR_HOST_SEV_SNP`).
 ///
-/// Only the kernel knows: it sets `SYSCFG.SNPEn` on every CPU and sets up the
-/// RMP (`snp_prepare()`), and it may have declined to (no firmware support,
-/// IOMMU not ready, `mem_encrypt=off`).  A CPU that merely supports SNP
-/// answers `false` here.
+/// The kernel sets the attribute early, when the CPU, the BIOS and the RMP table allow
+/// SNP, and clears it again when it gives up on SNP (no IOMMU support, `sev=nosnp`).
+/// It says that the host *can* run SNP guests, not that SNP is on: `SYSCFG.SNPEn` is
+/// set only later, by `snp_prepare()` when the CCP driver initialises SNP, and cleared
+/// again by an SNP shutdown (`rmp::model::detect` checks both).
 pub(crate) fn host_sev_snp() -> bool {
-    // SAFETY: `cc_platform_has()` only reads immutable platform state set up at boot
-    // and accepts every `cc_attr` value.
+    // SAFETY: `cc_platform_has()` only reads platform state set up at boot and accepts
+    // every `cc_attr` value.
     unsafe { bindings::cc_platform_has(bindings::cc_attr_CC_ATTR_HOST_SEV_SNP) }
 }

@@ -58,12 +58,7 @@ pub(crate) enum Pins {
 /// Counts an RMP failure and turns it into the errno the ABI promises.
 pub(crate) fn errno(e: RmpError) -> Error {
     COUNTERS.failures.add(1);
-    match e {
-        RmpError::FailInUse | RmpError::FailOverlap => EBUSY,
-        RmpError::FailInput | RmpError::FailBadAddr | RmpError::NotCovered => EINVAL,
-        RmpError::NoMemory => ENOMEM,
-        _ => EIO,
-    }
+    crate::rmp::backend::errno(e)
 }
 
 /// A page pinned for a conversion and checked, whose state nothing changed yet.

@@ -4,7 +4,8 @@
 //!
 //! - `status`: backend, RMP geometry and counters, human readable.
 //! - `rmp`: one line per RMP entry the module knows of (every page it assigned
-//!   or leaked): `0x<pfn> <4K|2M> assigned=.. asid=.. gpa=0x.. immutable=.. validated=..`.
+//!   or leaked): `0x<pfn> <4K|2M> assigned=.. asid=.. gpa=0x.. immutable=.. validated=..`
+//!   (`validated=unknown` on hosts with RMPREAD, whose record does not carry the bit).
 //! - `lookup`: write a PFN (decimal or `0x` hex), read its entry in the same format.
 //! - `directmap`: one line per 2M region the module touched:
 //!   `0x<first pfn> <4K|2M|1G> private=<n>` (its current mapping size, its guest pages).
@@ -19,6 +20,19 @@ use kernel::{
     sync::Arc,
     uaccess::UserSliceReader,
 };
+
+/// The validated bit as the `rmp` and `lookup` files show it: `unknown` where the
+/// hardware does not report it (hosts with RMPREAD).
+struct Validated(Option<bool>);
+
+impl core::fmt::Display for Validated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{}", u8::from(v)),
+            None => f.write_str("unknown"),
+        }
+    }
+}
 
 /// Writes one entry line for `pfn`.
 fn entry_line(shared: &Shared, pfn: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -37,7 +51,7 @@ fn entry_line(shared: &Shared, pfn: u64, f: &mut fmt::Formatter<'_>) -> fmt::Res
             r.asid(),
             r.gpa(),
             u8::from(r.immutable()),
-            u8::from(backend.validated(pfn)),
+            Validated(backend.validated(pfn)),
         ),
         Err(e) => writeln!(f, "{:#x} unreadable: {}", pfn, e),
     }
@@ -46,7 +60,7 @@ fn entry_line(shared: &Shared, pfn: u64, f: &mut fmt::Formatter<'_>) -> fmt::Res
 fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let st = s.status();
     writeln!(f, "backend: {}", s.backend.kind().name())?;
-    writeln!(f, "reason: {}", s.platform.reason())?;
+    writeln!(f, "reason: {}", s.backend.reason())?;
     writeln!(f, "rmp_base: {:#x}", st.rmp_base)?;
     writeln!(f, "rmp_end: {:#x}", st.rmp_end)?;
     writeln!(f, "max_pfn: {:#x}", st.max_pfn)?;

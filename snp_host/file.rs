@@ -126,12 +126,14 @@ impl FileState {
         p.gpa = r.gpa();
         p.level = u8::from(r.assigned() && r.page_size() == PageSize::Size2M);
         p.immutable = u8::from(r.immutable());
-        p.validated = u8::from(backend.validated(pfn));
+        // 0 where the hardware does not report it (RMPREAD hosts), as the ABI says.
+        p.validated = u8::from(backend.validated(pfn).unwrap_or(false));
         Ok(())
     }
 
     fn make_private(&self, p: &mut uapi::Page) -> Result {
         let req = p.private_request(self.shared.max_asid)?;
+        self.shared.backend.check_immutable(req.immutable)?;
         let mut charge = self.account.charge(req.size.pages())?;
         let pending = pin_private(req)?;
         let pfn = pending.pfn();
@@ -164,6 +166,9 @@ impl FileState {
     /// stopping between batches if the caller is being killed.
     fn convert_range(&self, r: &mut uapi::Range) -> Result {
         let req = r.request(self.shared.max_asid)?;
+        self.shared
+            .backend
+            .check_immutable(req.to_private && req.immutable)?;
         let per_batch = (BATCH_PAGES / req.size.pages()).max(1);
         let mut done = 0;
         while done < req.npages {

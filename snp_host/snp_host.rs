@@ -43,6 +43,12 @@ module! {
     authors: ["snp-host developers"],
     description: "AMD SEV-SNP host memory management (RMP, direct map, RMP faults)",
     license: "GPL",
+    params: {
+        allow_immutable: bool {
+            default: false,
+            description: "Allow immutable=1 on the hardware RMP (only the firmware can reclaim such a page)",
+        },
+    },
 }
 
 kernel_ext::param::choice_param!(
@@ -75,7 +81,11 @@ struct SnpHost {
 
 fn setup() -> Result<State> {
     let platform = Platform::detect();
-    let backend = Backend::new(BACKEND.get(), &platform)?;
+    let backend = Backend::new(
+        BACKEND.get(),
+        &platform,
+        module_parameters::allow_immutable.value(),
+    )?;
     let forced = if BACKEND.name() == "auto" {
         ""
     } else {
@@ -84,7 +94,7 @@ fn setup() -> Result<State> {
     pr_info!(
         "using the {} RMP backend: {}{}\n",
         backend.kind().name(),
-        platform.reason(),
+        rmp::backend::Show(backend.reason()),
         forced
     );
     platform.log_features();

@@ -9,10 +9,9 @@ mod common;
 
 use common::{MapStore, Reference};
 use proptest::prelude::*;
-use snp_host_model::rmp::model::{
-    check_guest, check_host, AccessKind, Adjust, Emulated, Guest, GuestAccess, MapSize, PageSize,
-    Perms, Rmp, State, Store, Vmpl,
-};
+use snp_host_model::rmp::access::{check_guest, check_host, AccessKind, GuestAccess, MapSize};
+use snp_host_model::rmp::guest::{Adjust, Guest, Vmpl};
+use snp_host_model::rmp::model::{Emulated, PageSize, Perms, Rmp, State, Store};
 
 /// Pages in the emulated table: four 2M regions, the last one cut short so that
 /// coverage errors show up too.
@@ -311,7 +310,7 @@ fn random_sequences_reach_every_outcome() {
         "Update: Err(FailOverlap",
         "Update: Err(NotCovered",
         "Psmash: Ok",
-        "Psmash: Err(FailBadAddr",
+        "Psmash: Err(FailNotExpandable",
         "Psmash: Err(FailInput",
         "Pvalidate: Ok(true",
         "Pvalidate: Ok(false",
@@ -388,5 +387,44 @@ proptest! {
                 Ok(record)
             );
         }
+    }
+
+    #[test]
+    fn live_entries_decode_whatever_their_undefined_bits(lo in any::<u64>(), hi in any::<u64>()) {
+        use snp_host_model::rmp::model::Entry;
+        // The firmware's bits 11:3 and 63 and the whole high quadword are not part of
+        // the record: any value of them reads the same (reserved bits set, as a later
+        // CPU or firmware may set them).
+        let undefined = (0x1ff << 3) | (1 << 63);
+        let plain = Entry::from_qwords(lo & !undefined, 0).as_record();
+        let noisy = Entry::from_qwords(lo | undefined, hi).as_record();
+        prop_assert_eq!(plain, noisy);
+        let e = Entry::from_qwords(lo, hi);
+        let r = e.as_record();
+        prop_assert_eq!((r.assigned(), r.immutable()), (e.assigned(), e.immutable()));
+        prop_assert_eq!((r.gpa(), r.asid(), r.page_size()), (e.gpa(), e.asid(), e.page_size()));
+        // Where the strict decoder accepts the entry, both agree.
+        if let Ok(strict) = e.to_record() {
+            prop_assert_eq!(strict, r);
+        }
+    }
+
+    #[test]
+    fn rmpread_results_decode_whatever_their_reserved_bits(gpa in any::<u64>(), attrs in any::<u64>()) {
+        use snp_host_model::rmp::model::Record;
+        let (record, ignored) = Record::from_rmpread([gpa, attrs]);
+        let bytes = record.to_bytes();
+        // What is kept is a valid record, and kept and ignored bits add up to the input.
+        prop_assert_eq!(Record::from_bytes(&bytes), Ok(record));
+        let kept_attrs = u64::from_le_bytes(bytes[8..].try_into().unwrap());
+        prop_assert_eq!(record.gpa() | ignored.gpa, gpa);
+        prop_assert_eq!(kept_attrs | ignored.attrs, attrs);
+        prop_assert_eq!(kept_attrs & ignored.attrs, 0);
+        prop_assert_eq!(ignored.any(), Record::from_bytes(&{
+            let mut raw = [0u8; 16];
+            raw[..8].copy_from_slice(&gpa.to_le_bytes());
+            raw[8..].copy_from_slice(&attrs.to_le_bytes());
+            raw
+        }).is_err());
     }
 }

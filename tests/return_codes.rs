@@ -6,12 +6,17 @@
 mod common;
 
 use common::MapStore;
+use snp_host_model::rmp::access::{
+    check_guest, check_host, AccessKind, GuestAccess, HostFault, MapSize,
+};
+use snp_host_model::rmp::array_store::ArrayStore;
+use snp_host_model::rmp::guest::{
+    Adjust, AdjustAttrs, Guest, GuestError, GuestFault, NpfCode, Vmpl,
+};
 use snp_host_model::rmp::model::{
-    check_guest, check_host, AccessKind, Adjust, AdjustAttrs, ArrayStore, Contiguous, DecodeError,
-    Emulated, Entry, Geometry, GeometryError, Guest, GuestAccess, GuestError, GuestFault,
-    HostFault, Insn, MapSize, NpfCode, PageSize, Perms, Record, Rmp, RmpBase, RmpCfg, RmpEnd,
-    RmpError, RstEntry, SegmentCount, SegmentShifts, Segmented, State, Store, Target, Vmpl,
-    GPA_LIMIT,
+    Contiguous, DecodeError, Emulated, Entry, GeometryError, Insn, PageSize, Perms, Record, Rmp,
+    RmpBase, RmpCfg, RmpEnd, RmpError, RstEntry, SegmentCount, SegmentShifts, Segmented, State,
+    Store, Target, GPA_LIMIT,
 };
 
 const END: u64 = 4 * 512;
@@ -235,10 +240,10 @@ fn psmash_splits_and_keeps_validated() {
 fn psmash_error_codes() {
     let mut r = rmp();
     assert_eq!(r.psmash(513), Err(RmpError::FailInput));
-    assert_eq!(r.psmash(512), Err(RmpError::FailBadAddr)); // shared
+    assert_eq!(r.psmash(512), Err(RmpError::FailNotExpandable)); // shared
     r.rmpupdate(512, &private(0x1000, PageSize::Size4K))
         .unwrap();
-    assert_eq!(r.psmash(512), Err(RmpError::FailBadAddr)); // 4K entry
+    assert_eq!(r.psmash(512), Err(RmpError::FailNotExpandable)); // 4K entry
     r.rmpupdate(0, &State::private(0, PageSize::Size2M, 1, true))
         .unwrap();
     assert_eq!(r.psmash(0), Err(RmpError::FailPermission));
@@ -249,7 +254,7 @@ fn psmash_error_codes() {
     r.set_busy(None);
     assert_eq!(r.psmash(END), Err(RmpError::NotCovered));
     r.psmash(1024).unwrap();
-    assert_eq!(r.psmash(1024), Err(RmpError::FailBadAddr)); // already split
+    assert_eq!(r.psmash(1024), Err(RmpError::FailNotExpandable)); // already split
 }
 
 #[test]
@@ -565,6 +570,7 @@ fn every_hardware_code_decodes_and_encodes() {
         (Insn::Psmash, 2, RmpError::FailPermission),
         (Insn::Psmash, 3, RmpError::FailInUse),
         (Insn::Psmash, 4, RmpError::FailBadAddr),
+        (Insn::Psmash, 7, RmpError::FailNotExpandable),
         (Insn::Rmpread, 1, RmpError::FailInput),
         (Insn::Rmpread, 2, RmpError::FailPermission),
         (Insn::Pvalidate, 1, RmpError::FailInput),
@@ -586,7 +592,10 @@ fn every_hardware_code_decodes_and_encodes() {
         Insn::Rmpadjust,
     ] {
         assert_eq!(RmpError::check(insn, 0), Ok(()));
-        assert_eq!(RmpError::check(insn, 7), Err(RmpError::Unexpected(7)));
+        assert_eq!(RmpError::check(insn, 9), Err(RmpError::Unexpected(9)));
+        if insn != Insn::Psmash {
+            assert_eq!(RmpError::check(insn, 7), Err(RmpError::Unexpected(7)));
+        }
     }
     assert_eq!(
         RmpError::check(Insn::Pvalidate, 2),
@@ -606,10 +615,12 @@ fn every_hardware_code_decodes_and_encodes() {
         RmpError::FailInUse,
         RmpError::FailOverlap,
         RmpError::FailBadAddr,
+        RmpError::FailNotExpandable,
         RmpError::FailSizeMismatch,
         RmpError::Unexpected(3),
         RmpError::NotCovered,
         RmpError::NoMemory,
+        RmpError::SnpDisabled,
     ]
     .into_iter()
     .filter(|e| e.is_transient())
@@ -617,6 +628,7 @@ fn every_hardware_code_decodes_and_encodes() {
     assert_eq!(transient, [RmpError::FailInUse, RmpError::FailOverlap]);
     assert_eq!(RmpError::Unexpected(9).code(), Some(9));
     assert_eq!(RmpError::NotCovered.code(), None);
+    assert_eq!(RmpError::SnpDisabled.code(), None);
 }
 
 // ---- Decoders --------------------------------------------------------------------
@@ -843,9 +855,8 @@ fn segmented_geometry_checks_every_index() {
     let t = new(cfg, one, &rst[..1], 1 << 18).unwrap();
     assert_eq!(t.segments(), 1);
     assert!(t.locate((4u64 << 30) >> 12, PageSize::Size4K).is_err());
-    let g = Geometry::Segmented(t);
     assert_eq!(
-        g.locate(1, PageSize::Size4K).unwrap().address,
+        t.locate(1, PageSize::Size4K).unwrap().address,
         (0x10 << 20) + 16
     );
     let wild = SegmentShifts::default().with_min(0).with_max(63);

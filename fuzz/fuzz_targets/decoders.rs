@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Fuzzes every decoder of untrusted RMP input: raw table entries, RMPREAD records,
-//! RMPUPDATE states, RMPADJUST operands, the RMP MSRs and the segment table. None may
-//! panic, and whatever decodes must re-encode to the same meaning.
+//! Fuzzes every decoder of untrusted RMP input: raw table entries (with their reserved
+//! bits set), RMPREAD records (likewise), RMPUPDATE states, RMPADJUST operands, the RMP
+//! MSRs and the segment table. None may panic, and whatever decodes must re-encode to
+//! the same meaning.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use snp_host_model::rmp::guest::{Adjust, AdjustAttrs};
 use snp_host_model::rmp::model::{
-    Adjust, AdjustAttrs, Contiguous, Entry, PageSize, Record, RmpBase, RmpCfg, RmpEnd,
-    SegmentCount, SegmentShifts, Segmented, State, Target,
+    Contiguous, Entry, PageSize, Record, RmpBase, RmpCfg, RmpEnd, SegmentCount, SegmentShifts,
+    Segmented, State, Target,
 };
 
 fn qword(data: &[u8], at: usize) -> u64 {
@@ -38,6 +40,25 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(record.to_bytes(), sixteen);
         assert_eq!(record.gpa() & 0xfff, 0);
     }
+
+    // The live-table decoder, with the bits it does not interpret set and cleared
+    // (reserved and firmware bits: a later CPU or firmware may set them).
+    let undefined = (0x1ff << 3) | (1 << 63);
+    let lo = qword(data, 0);
+    let noisy = Entry::from_qwords(lo | undefined, qword(data, 8)).as_record();
+    assert_eq!(noisy, Entry::from_qwords(lo & !undefined, 0).as_record());
+    if let Ok(strict) = entry.to_record() {
+        assert_eq!(strict, entry.as_record());
+    }
+
+    // RMPREAD output with arbitrary reserved bits: never rejected, and what is kept plus
+    // what is ignored is exactly the input.
+    let (read, ignored) = Record::from_rmpread([qword(data, 0), qword(data, 8)]);
+    let kept = read.to_bytes();
+    assert_eq!(Record::from_bytes(&kept), Ok(read));
+    assert_eq!(read.gpa() | ignored.gpa, qword(data, 0));
+    assert_eq!(qword(&kept, 8) | ignored.attrs, qword(data, 8));
+    assert_eq!(ignored.any(), Record::from_bytes(&sixteen).is_err());
 
     let state = State::from_bytes(&sixteen);
     assert_eq!(state.to_bytes(), sixteen);

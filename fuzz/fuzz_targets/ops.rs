@@ -10,10 +10,9 @@ mod common;
 
 use common::{MapStore, Read, Reference};
 use libfuzzer_sys::fuzz_target;
-use snp_host_model::rmp::model::{
-    check_guest, check_host, AccessKind, Adjust, Emulated, Guest, GuestAccess, MapSize, PageSize,
-    Perms, Rmp, State, Store, Vmpl,
-};
+use snp_host_model::rmp::access::{check_guest, check_host, AccessKind, GuestAccess, MapSize};
+use snp_host_model::rmp::guest::{Adjust, Guest, Vmpl};
+use snp_host_model::rmp::model::{Emulated, PageSize, Perms, Rmp, State, Store};
 
 const END: u64 = 3 * 512 + 100;
 

@@ -23,20 +23,24 @@
 //! expectation on it and resolves both cases with PSMASH); `SIZEM` is reserved for
 //! PVALIDATE and RMPADJUST; a 2M nested mapping over 4K entries is allowed (the TLB
 //! splinters the translation).
+//!
+//! The module does not check accesses yet (the fault path will), so this file is built
+//! by `lib.rs` only, outside `rmp::model`; it moves into the model with its first user
+//! in the module.
 
-use super::entry::{
-    Entry,
-    PageSize,
-    Perms,
-    PAGE_SHIFT, //
-};
-use super::error::RmpError;
 use super::guest::{
     Guest,
     GuestFault,
     NpfCode, //
 };
-use super::insn::Rmp;
+use super::model::{
+    Entry,
+    PageSize,
+    Perms,
+    Rmp,
+    RmpError,
+    PAGE_SHIFT, //
+};
 
 /// The size of the page-table leaf that maps an access (host page tables or NPT).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -91,9 +95,9 @@ pub enum HostFault {
 /// # Examples
 ///
 /// ```
-/// use snp_host_model::rmp::model::{
-///     check_host, ArrayStore, Emulated, HostFault, MapSize, PageSize, Rmp, State,
-/// };
+/// use snp_host_model::rmp::model::{Emulated, PageSize, Rmp, State};
+/// use snp_host_model::rmp::access::{check_host, HostFault, MapSize};
+/// use snp_host_model::rmp::array_store::ArrayStore;
 ///
 /// let mut rmp = Emulated::new(ArrayStore::<4>::new(), 1024);
 /// rmp.rmpupdate(0x205, &State::private(0x5000, PageSize::Size4K, 1, false))?;
@@ -211,9 +215,9 @@ impl GuestAccess {
 /// # Examples
 ///
 /// ```
-/// use snp_host_model::rmp::model::{
-///     check_guest, AccessKind, Entry, Guest, GuestAccess, GuestFault, MapSize, PageSize, Vmpl,
-/// };
+/// use snp_host_model::rmp::model::{Entry, PageSize};
+/// use snp_host_model::rmp::access::{check_guest, AccessKind, GuestAccess, MapSize};
+/// use snp_host_model::rmp::guest::{Guest, GuestFault, Vmpl};
 ///
 /// let page = Entry::default().assigned_to(0x7000, PageSize::Size4K, 9, false);
 /// let mut access = GuestAccess {

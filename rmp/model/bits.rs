@@ -83,7 +83,9 @@ pub const fn mask(hi: u32, lo: u32) -> u64 {
 /// with the field replaced (bits of the value beyond the field's width are dropped, so
 /// callers check ranges first, through the typed constructors of the model). Bits not
 /// covered by any row are kept as they are by every builder: that is how reserved bits
-/// survive a read-modify-write.
+/// survive a read-modify-write. The constructor, the raw value and the builders carry
+/// `#[allow(dead_code)]` each: a layout declares them all, and a user of the module needs
+/// only some.
 macro_rules! bitfield {
     (
         $(#[$attr:meta])*
@@ -99,13 +101,19 @@ macro_rules! bitfield {
         #[repr(transparent)]
         $vis struct $name(u64);
 
+        // A layout declares every field of the hardware word, and each user reads and
+        // builds only some: a constructor, the raw value or a builder that one user of
+        // the module has no use for is not dead, hence `allow` on each of those. The
+        // getters are all used, by `Debug` below.
         impl $name {
             /// Wraps a raw 64-bit value; every bit pattern is representable.
+            #[allow(dead_code, reason = "declared with the layout, used by some of its users")]
             $vis const fn from_raw(raw: u64) -> Self {
                 Self(raw)
             }
 
             /// Returns the raw 64-bit value, reserved bits included.
+            #[allow(dead_code, reason = "declared with the layout, used by some of its users")]
             $vis const fn raw(self) -> u64 {
                 self.0
             }
@@ -123,6 +131,7 @@ macro_rules! bitfield {
                 #[doc = concat!("Returns a copy with `", stringify!($get), "` (bits ",
                                 stringify!($hi), ":", stringify!($lo), ") set to `value`.")]
                 #[must_use]
+                #[allow(dead_code, reason = "declared with the layout, used by some of its users")]
                 $vis fn $set(self, value: $fty) -> Self {
                     let mask = $crate::rmp::model::bits::mask($hi, $lo);
                     let bits = <$fty as $crate::rmp::model::bits::Field>::into_bits(value);

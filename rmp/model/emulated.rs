@@ -11,7 +11,7 @@
 //! a 4K RMPUPDATE inside an assigned 2M page fails with `FAIL_OVERLAP`; a 2M RMPUPDATE
 //! fails with `FAIL_OVERLAP` when any 4K entry of the region is assigned at 4K and with
 //! `FAIL_PERMISSION` when any is immutable (permission is checked first); PSMASH of
-//! anything but an assigned 2M entry fails with `FAIL_BADADDR`, of an immutable one with
+//! anything but an assigned 2M entry fails with code 7 (not expandable), of an immutable one with
 //! `FAIL_PERMISSION`; RMPREAD of a page inside a 2M entry reports the 2M entry with the
 //! page's own GPA (the 2M page's GPA plus its offset), which is also what PSMASH leaves
 //! behind.
@@ -19,27 +19,15 @@
 //! Serialisation: see the concurrency section of [`Rmp`]. Every operation reads and writes
 //! only entries of the 2M region of its PFN.
 
-use super::access::{
-    check_guest,
-    GuestAccess, //
-};
 use super::entry::{
     Entry,
     PageSize,
     Record,
     State,
     Target,
-    Vmpl,
     PAGE_SHIFT, //
 };
 use super::error::RmpError;
-use super::guest::{
-    Adjust,
-    Guest,
-    GuestError,
-    GuestFault,
-    NpfCode, //
-};
 use super::insn::Rmp;
 use super::store::{
     Range,
@@ -51,9 +39,9 @@ use super::store::{
 /// # Examples
 ///
 /// ```
-/// use snp_host_model::rmp::model::{
-///     ArrayStore, Emulated, Guest, PageSize, Rmp, RmpError, State, Store, Vmpl,
-/// };
+/// use snp_host_model::rmp::model::{Emulated, PageSize, Rmp, RmpError, State, Store};
+/// use snp_host_model::rmp::array_store::ArrayStore;
+/// use snp_host_model::rmp::guest::{Guest, Vmpl};
 ///
 /// let mut rmp = Emulated::new(ArrayStore::<4>::new(), 1 << 18);
 /// rmp.rmpupdate(0x400, &State::private(0x20_0000, PageSize::Size2M, 5, false))?;
@@ -84,6 +72,7 @@ impl<S: Store> Emulated<S> {
     }
 
     /// Returns the store.
+    #[allow(dead_code, reason = "tests only: KUnit and the host crate")]
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -97,6 +86,7 @@ impl<S: Store> Emulated<S> {
     /// `pfn` (or, with `None`, that no CPU is), so that tests can drive the
     /// `FAIL_INUSE` paths of their callers: RMPUPDATE and PSMASH on that region fail
     /// until the region is released.
+    #[allow(dead_code, reason = "tests only: KUnit and the host crate")]
     pub fn set_busy(&mut self, pfn: Option<u64>) {
         self.busy = pfn.map(|pfn| PageSize::Size2M.align_down(pfn));
     }
@@ -118,127 +108,8 @@ impl<S: Store> Emulated<S> {
         Ok(entry.with_gpa(entry.gpa() + ((pfn - at) << PAGE_SHIFT)))
     }
 
-    /// Writes a raw entry as the firmware would (firmware pages, immutable hypervisor
-    /// pages, pre-validated launch pages), bypassing every instruction rule.
-    ///
-    /// # Errors
-    ///
-    /// [`RmpError::FailInput`] for an entry that does not decode
-    /// ([`Entry::to_record`]), [`RmpError::NotCovered`] beyond the table,
-    /// [`RmpError::NoMemory`] if the store is full.
-    pub fn seed(&mut self, pfn: u64, entry: Entry) -> Result<(), RmpError> {
-        self.covered(pfn, PageSize::Size4K)?;
-        entry.to_record().map_err(|_| RmpError::FailInput)?;
-        self.put(pfn, entry)
-    }
-
-    /// Answers whether a guest access faults ([`check_guest`] on the effective entry).
-    ///
-    /// # Errors
-    ///
-    /// [`RmpError::NotCovered`] beyond the table.
-    pub fn check_guest(&self, access: &GuestAccess) -> Result<Option<GuestFault>, RmpError> {
-        Ok(check_guest(&self.effective(access.pfn)?, access))
-    }
-
-    /// PVALIDATE as executed by guest `asid` at VMPL0: sets the validated bit of the page
-    /// at `pfn`, which the guest addresses as `gpa`, to `validate`.
-    ///
-    /// Returns whether the bit changed (the hardware clears CF then).
-    ///
-    /// # Errors
-    ///
-    /// `Insn(FailInput)` for a misaligned 2M request, `Insn(FailSizeMismatch)` for a 2M
-    /// request on a 4K entry, an RMP nested page fault if the page is not the guest's at
-    /// `gpa` or is immutable, with `SIZEM` for a 4K request on a 2M entry.
-    pub fn pvalidate(
-        &mut self,
-        asid: u32,
-        pfn: u64,
-        gpa: u64,
-        size: PageSize,
-        validate: bool,
-    ) -> Result<bool, GuestError> {
-        let (at, entry) = self.guest_entry(asid, pfn, gpa, size)?;
-        if entry.validated() == validate {
-            return Ok(false);
-        }
-        self.put(at, entry.with_validated(validate))?;
-        Ok(true)
-    }
-
-    /// RMPADJUST as executed by `guest`: grants `adjust.vmpl` the rights `adjust.perms`
-    /// on the page at `pfn`, which the guest addresses as `gpa`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Emulated::pvalidate`], plus `Insn(FailPermission)` if the target VMPL is not
-    /// less privileged than the caller's or the rights exceed the caller's own, and
-    /// `Fault(NotValidated)` on a page the guest has not validated.
-    pub fn rmpadjust(
-        &mut self,
-        guest: Guest,
-        pfn: u64,
-        gpa: u64,
-        size: PageSize,
-        adjust: Adjust,
-    ) -> Result<(), GuestError> {
-        if adjust.vmpl <= guest.vmpl {
-            // Checked before the entry: it depends on the operands alone.
-            self.covered(pfn, size)?;
-            return Err(GuestError::Insn(RmpError::FailPermission));
-        }
-        let (at, entry) = self.guest_entry(guest.asid, pfn, gpa, size)?;
-        if !entry.validated() {
-            return Err(GuestError::Fault(GuestFault::NotValidated));
-        }
-        if !entry.perms(guest.vmpl).contains(adjust.perms) {
-            return Err(GuestError::Insn(RmpError::FailPermission));
-        }
-        let mut new = entry.with_perms(adjust.vmpl, adjust.perms);
-        if guest.vmpl == Vmpl::Vmpl0 {
-            new = new.with_vmsa(adjust.vmsa);
-        }
-        self.put(at, new)?;
-        Ok(())
-    }
-
-    /// Runs the checks PVALIDATE and RMPADJUST share and returns the entry to change.
-    fn guest_entry(
-        &self,
-        asid: u32,
-        pfn: u64,
-        gpa: u64,
-        size: PageSize,
-    ) -> Result<(u64, Entry), GuestError> {
-        if !size.is_aligned(pfn) || gpa & (size.bytes() - 1) != 0 {
-            return Err(GuestError::Insn(RmpError::FailInput));
-        }
-        self.covered(pfn, size)?;
-        let (at, entry) = self.governing(pfn);
-        let npf = NpfCode::default()
-            .with_present(true)
-            .with_rmp(true)
-            .with_final_access(true)
-            .with_encrypted(true);
-        let own_gpa = entry.gpa() + ((pfn - at) << PAGE_SHIFT);
-        let owner = asid != 0 && entry.assigned() && entry.asid() == asid;
-        if !owner || own_gpa != gpa || entry.immutable() {
-            return Err(GuestError::Fault(GuestFault::Npf(npf)));
-        }
-        match (size, entry.page_size()) {
-            (PageSize::Size4K, PageSize::Size2M) => Err(GuestError::Fault(GuestFault::Npf(
-                npf.with_size_mismatch(true),
-            ))),
-            (PageSize::Size2M, PageSize::Size4K) => {
-                Err(GuestError::Insn(RmpError::FailSizeMismatch))
-            }
-            _ => Ok((at, entry)),
-        }
-    }
-
     /// Fails unless the table has entries for the whole page of `size` at `pfn`.
-    fn covered(&self, pfn: u64, size: PageSize) -> Result<(), RmpError> {
+    pub(crate) fn covered(&self, pfn: u64, size: PageSize) -> Result<(), RmpError> {
         match pfn.checked_add(size.pages()) {
             Some(end) if end <= self.end_pfn => Ok(()),
             _ => Err(RmpError::NotCovered),
@@ -255,7 +126,7 @@ impl<S: Store> Emulated<S> {
 
     /// Returns the PFN and raw entry that govern `pfn`: the 2M-aligned entry if it is an
     /// assigned 2M entry, else the page's own.
-    fn governing(&self, pfn: u64) -> (u64, Entry) {
+    pub(crate) fn governing(&self, pfn: u64) -> (u64, Entry) {
         let head = PageSize::Size2M.align_down(pfn);
         let entry = self.entry(head);
         if entry.assigned() && entry.page_size() == PageSize::Size2M {
@@ -266,7 +137,7 @@ impl<S: Store> Emulated<S> {
     }
 
     /// Stores `entry` for `pfn`, or forgets the PFN if the entry is all zero.
-    fn put(&mut self, pfn: u64, entry: Entry) -> Result<(), RmpError> {
+    pub(crate) fn put(&mut self, pfn: u64, entry: Entry) -> Result<(), RmpError> {
         if entry.is_zero() {
             self.store.remove(pfn);
             Ok(())
@@ -346,7 +217,7 @@ impl<S: Store> Rmp for Emulated<S> {
         self.claim(pfn)?;
         let head = self.entry(pfn);
         if !head.assigned() || head.page_size() != PageSize::Size2M {
-            return Err(RmpError::FailBadAddr);
+            return Err(RmpError::FailNotExpandable);
         }
         if head.immutable() {
             return Err(RmpError::FailPermission);
@@ -376,7 +247,7 @@ impl<S: Store> Rmp for Emulated<S> {
     /// page of its region is assigned.
     fn rmpread(&self, pfn: u64) -> Result<Record, RmpError> {
         let entry = self.effective(pfn)?;
-        let record = entry.record();
+        let record = entry.as_record();
         if entry.page_size() == PageSize::Size4K && PageSize::Size2M.is_aligned(pfn) {
             let region_4k = self.region(pfn).any(|(_, entry)| entry.assigned());
             return Ok(record.with_region_4k(region_4k));

@@ -38,6 +38,10 @@ pub enum DecodeError {
     /// A page-size encoding other than 0 (4K) or 1 (2M).
     PageSize,
     /// A VMPL number above 3.
+    #[allow(
+        dead_code,
+        reason = "VMPLs are decoded by the host crate's guest side only"
+    )]
     Vmpl,
     /// An address is not aligned to the page it names.
     Unaligned,
@@ -147,55 +151,6 @@ impl Field for PageSize {
     }
 }
 
-/// A Virtual Machine Privilege Level of an SNP guest; VMPL0 is the most privileged.
-///
-/// # Examples
-///
-/// ```
-/// use snp_host_model::rmp::model::Vmpl;
-///
-/// assert_eq!(Vmpl::try_from(3u8), Ok(Vmpl::Vmpl3));
-/// assert!(Vmpl::try_from(4u8).is_err());
-/// assert!(Vmpl::Vmpl0 < Vmpl::Vmpl1);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Vmpl {
-    /// VMPL0, which holds every permission on the guest's pages.
-    Vmpl0,
-    /// VMPL1.
-    Vmpl1,
-    /// VMPL2.
-    Vmpl2,
-    /// VMPL3.
-    Vmpl3,
-}
-
-impl Vmpl {
-    /// Returns the VMPL number, 0 to 3.
-    pub const fn number(self) -> u8 {
-        match self {
-            Self::Vmpl0 => 0,
-            Self::Vmpl1 => 1,
-            Self::Vmpl2 => 2,
-            Self::Vmpl3 => 3,
-        }
-    }
-}
-
-impl TryFrom<u8> for Vmpl {
-    type Error = DecodeError;
-
-    fn try_from(value: u8) -> Result<Self, DecodeError> {
-        match value {
-            0 => Ok(Self::Vmpl0),
-            1 => Ok(Self::Vmpl1),
-            2 => Ok(Self::Vmpl2),
-            3 => Ok(Self::Vmpl3),
-            _ => Err(DecodeError::Vmpl),
-        }
-    }
-}
-
 /// The access rights one VMPL holds on a page (a VMPL permission mask).
 ///
 /// # Examples
@@ -214,6 +169,18 @@ pub struct Perms(u8);
 impl Perms {
     /// No access.
     pub const NONE: Self = Self(0);
+    /// Every permission; what VMPL0 holds on an assigned page.
+    pub const ALL: Self = Self(0x1f);
+}
+
+// The rights one by one, as RMPADJUST grants them and the access checks test them: the
+// guest side of the host crate (`rmp::guest`, `rmp::access`) uses them; the module only
+// ever grants everything or nothing.
+#[allow(
+    dead_code,
+    reason = "used by the host crate's guest side and tests only"
+)]
+impl Perms {
     /// Data reads.
     pub const READ: Self = Self(1 << 0);
     /// Data writes.
@@ -224,8 +191,6 @@ impl Perms {
     pub const EXEC_SUPERVISOR: Self = Self(1 << 3);
     /// Use as a supervisor shadow-stack page.
     pub const SHADOW_STACK: Self = Self(1 << 4);
-    /// Every permission; what VMPL0 holds on an assigned page.
-    pub const ALL: Self = Self(0x1f);
 
     /// Returns the mask as the hardware encodes it.
     pub const fn bits(self) -> u8 {
@@ -348,12 +313,20 @@ impl Entry {
     }
 
     /// Builds an entry from its 16 bytes (little-endian quadwords, low one first).
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn from_bytes(bytes: &[u8; 16]) -> Self {
         let (lo, hi) = split_qwords(bytes);
         Self::from_qwords(lo, hi)
     }
 
     /// Returns the 16 bytes of the entry as they sit in the table.
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.lo.raw(), self.hi.raw())
     }
@@ -398,42 +371,9 @@ impl Entry {
         u32::from(self.lo.asid())
     }
 
-    /// Returns whether the page is a VM save area.
-    pub fn vmsa(&self) -> bool {
-        self.lo.vmsa()
-    }
-
     /// Returns whether the guest validated the page.
     pub fn validated(&self) -> bool {
         self.lo.validated()
-    }
-
-    /// Returns the rights of `vmpl` on the page.
-    pub fn perms(&self, vmpl: Vmpl) -> Perms {
-        match vmpl {
-            Vmpl::Vmpl0 => self.hi.vmpl0(),
-            Vmpl::Vmpl1 => self.hi.vmpl1(),
-            Vmpl::Vmpl2 => self.hi.vmpl2(),
-            Vmpl::Vmpl3 => self.hi.vmpl3(),
-        }
-    }
-
-    /// Returns a copy with the validated bit set to `validated`.
-    #[must_use]
-    pub fn with_validated(self, validated: bool) -> Self {
-        Self {
-            lo: self.lo.with_validated(validated),
-            ..self
-        }
-    }
-
-    /// Returns a copy with the VMSA bit set to `vmsa`.
-    #[must_use]
-    pub fn with_vmsa(self, vmsa: bool) -> Self {
-        Self {
-            lo: self.lo.with_vmsa(vmsa),
-            ..self
-        }
     }
 
     /// Returns a copy with the page size set to `size`.
@@ -443,18 +383,6 @@ impl Entry {
             lo: self.lo.with_page_size(size),
             ..self
         }
-    }
-
-    /// Returns a copy with the rights of `vmpl` set to `perms`.
-    #[must_use]
-    pub fn with_perms(self, vmpl: Vmpl, perms: Perms) -> Self {
-        let hi = match vmpl {
-            Vmpl::Vmpl0 => self.hi.with_vmpl0(perms),
-            Vmpl::Vmpl1 => self.hi.with_vmpl1(perms),
-            Vmpl::Vmpl2 => self.hi.with_vmpl2(perms),
-            Vmpl::Vmpl3 => self.hi.with_vmpl3(perms),
-        };
-        Self { hi, ..self }
     }
 
     /// Returns a copy with the guest physical address set to `gpa`.
@@ -520,22 +448,28 @@ impl Entry {
         Self { lo, hi }
     }
 
-    /// Decodes the entry into the architectural RMPREAD format, as Linux's fallback for
-    /// processors without RMPREAD does.
+    /// Maps the entry onto the RMPREAD format the way Linux does on processors without
+    /// RMPREAD: the fields the record has, nothing else, and no checks.
     ///
-    /// # Errors
+    /// This is the decoder for entries read from the live table. Bits it does not
+    /// interpret (the firmware's bits 11:3 and 63, the high quadword, bits a later
+    /// processor may define) cannot change the result, so a table written by newer
+    /// firmware still reads; the 2M region status is not computed (Linux does not either).
     ///
-    /// [`DecodeError::Inconsistent`] for an unassigned page that is marked validated or
-    /// as a VMSA, a state neither the CPU nor the firmware produce.
-    pub fn to_record(self) -> Result<Record, DecodeError> {
-        if !self.assigned() && (self.validated() || self.vmsa()) {
-            return Err(DecodeError::Inconsistent);
-        }
-        Ok(self.record())
-    }
-
-    /// Maps the entry onto the RMPREAD format without checking it.
-    pub(super) fn record(&self) -> Record {
+    /// # Examples
+    ///
+    /// ```
+    /// use snp_host_model::rmp::model::{Entry, PageSize};
+    ///
+    /// let lo = 1 | (1 << 1) | (0x40 << 12) | (3 << 51);
+    /// let plain = Entry::from_qwords(lo, 0).as_record();
+    /// // The firmware's sub-page count and lock bit, and the VMPL masks, do not matter.
+    /// let busy = Entry::from_qwords(lo | (0x1ff << 3) | (1 << 63), u64::MAX).as_record();
+    /// assert_eq!(plain, busy);
+    /// assert!(plain.assigned() && plain.page_size() == PageSize::Size2M);
+    /// assert_eq!((plain.gpa(), plain.asid()), (0x4_0000, 3));
+    /// ```
+    pub fn as_record(&self) -> Record {
         let attrs = RecordAttrs::default()
             .with_assigned(self.assigned())
             .with_page_size(self.page_size())
@@ -602,12 +536,18 @@ pub struct Record {
 }
 
 impl Record {
-    /// Decodes the 16 bytes RMPREAD wrote.
+    /// Decodes 16 bytes as a valid record, strictly: the checked decoder the host crate's
+    /// tests and fuzz targets use ([`Record::from_rmpread`] is what the hardware backend
+    /// uses).
     ///
     /// # Errors
     ///
     /// [`DecodeError::Reserved`] if a reserved bit is set, [`DecodeError::Unaligned`] if
     /// the GPA is not 4K-aligned.
+    #[allow(
+        dead_code,
+        reason = "the host crate's strict decoder; the module reads with from_rmpread"
+    )]
     pub fn from_bytes(bytes: &[u8; 16]) -> Result<Self, DecodeError> {
         let (gpa, attrs) = split_qwords(bytes);
         let attrs = RecordAttrs::from_raw(attrs);
@@ -620,7 +560,51 @@ impl Record {
         Ok(Self { gpa, attrs })
     }
 
+    /// Decodes what RMPREAD wrote, as the two quadwords of its naturally aligned operand,
+    /// the way Linux reads it: bits the record does not define are ignored, not
+    /// rejected.
+    ///
+    /// A later processor may define bits that are reserved today; rejecting them would
+    /// make every lookup on it fail. The ignored bits are returned so that the caller can
+    /// say so once in the log.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use snp_host_model::rmp::model::{PageSize, Record};
+    ///
+    /// // Assigned, 2M, ASID 7, with reserved bit 3 and GPA bit 0 set.
+    /// let (r, ignored) = Record::from_rmpread([0x20_0001, (7 << 32) | (1 << 8) | (1 << 3) | 1]);
+    /// assert!(r.assigned() && r.page_size() == PageSize::Size2M);
+    /// assert_eq!((r.gpa(), r.asid()), (0x20_0000, 7));
+    /// assert_eq!((ignored.gpa, ignored.attrs), (1, 1 << 3));
+    /// assert!(!Record::from_rmpread([0x20_0000, 1]).1.any());
+    /// ```
+    pub fn from_rmpread(raw: [u64; 2]) -> (Self, Ignored) {
+        let [gpa, attrs] = raw;
+        let known = RecordAttrs::from_raw(attrs)
+            .with_reserved1(0)
+            .with_reserved2(0)
+            .with_reserved3(0);
+        let page = gpa & (u64::MAX << PAGE_SHIFT);
+        let ignored = Ignored {
+            gpa: gpa ^ page,
+            attrs: attrs ^ known.raw(),
+        };
+        (
+            Self {
+                gpa: page,
+                attrs: known,
+            },
+            ignored,
+        )
+    }
+
     /// Returns the 16 bytes of the record.
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.gpa, self.attrs.raw())
     }
@@ -652,6 +636,10 @@ impl Record {
 
     /// Returns the 2M region status: set for a 2M-aligned page described at 4K when
     /// some 4K page of its 2M region is assigned.
+    #[allow(
+        dead_code,
+        reason = "read by the host crate's tests; the module has no use for it (Linux neither)"
+    )]
     pub fn region_4k(&self) -> bool {
         self.attrs.region_4k()
     }
@@ -663,6 +651,23 @@ impl Record {
             attrs: self.attrs.with_region_4k(region_4k),
             ..self
         }
+    }
+}
+
+/// Bits of an RMPREAD result that [`Record::from_rmpread`] ignored because the record
+/// format does not define them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ignored {
+    /// Bits 11:0 of the GPA quadword.
+    pub gpa: u64,
+    /// Reserved bits of the attribute quadword, in place.
+    pub attrs: u64,
+}
+
+impl Ignored {
+    /// Returns whether any bit was ignored.
+    pub const fn any(&self) -> bool {
+        self.gpa != 0 || self.attrs != 0
     }
 }
 
@@ -709,6 +714,11 @@ pub struct State {
     gpa: u64,
     attrs: StateAttrs,
 }
+
+// The instructions take these records through a pointer: 16 bytes, aligned as their
+// first member (Linux's structs are `__packed` but their users are naturally aligned).
+const _: () = assert!(core::mem::size_of::<State>() == 16 && core::mem::align_of::<State>() == 8);
+const _: () = assert!(core::mem::size_of::<Record>() == 16 && core::mem::align_of::<Record>() == 8);
 
 /// A decoded, valid RMPUPDATE request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -762,6 +772,10 @@ impl State {
     }
 
     /// Wraps 16 raw bytes (little-endian quadwords), valid or not.
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn from_bytes(bytes: &[u8; 16]) -> Self {
         let (gpa, attrs) = split_qwords(bytes);
         Self {
@@ -771,6 +785,10 @@ impl State {
     }
 
     /// Returns the 16 bytes of the record.
+    #[allow(
+        dead_code,
+        reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+    )]
     pub fn to_bytes(self) -> [u8; 16] {
         join_qwords(self.gpa, self.attrs.raw())
     }
@@ -826,6 +844,10 @@ fn flag(byte: u8) -> Result<bool, DecodeError> {
 }
 
 /// Splits 16 bytes into two little-endian quadwords, low one first.
+#[allow(
+    dead_code,
+    reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+)]
 fn split_qwords(bytes: &[u8; 16]) -> (u64, u64) {
     let [l0, l1, l2, l3, l4, l5, l6, l7, h0, h1, h2, h3, h4, h5, h6, h7] = *bytes;
     (
@@ -835,6 +857,10 @@ fn split_qwords(bytes: &[u8; 16]) -> (u64, u64) {
 }
 
 /// Joins two quadwords into 16 little-endian bytes, low one first.
+#[allow(
+    dead_code,
+    reason = "byte form: host tests and fuzzing; the module passes records by pointer"
+)]
 fn join_qwords(lo: u64, hi: u64) -> [u8; 16] {
     let [l0, l1, l2, l3, l4, l5, l6, l7] = lo.to_le_bytes();
     let [h0, h1, h2, h3, h4, h5, h6, h7] = hi.to_le_bytes();

@@ -13,8 +13,16 @@ pub enum Insn {
     /// RMPREAD (host): read an entry in the architectural format.
     Rmpread,
     /// PVALIDATE (guest): set or clear the validated bit.
+    #[allow(
+        dead_code,
+        reason = "guest instruction, issued by the host crate's emulation only"
+    )]
     Pvalidate,
     /// RMPADJUST (guest): change the rights of a less privileged VMPL.
+    #[allow(
+        dead_code,
+        reason = "guest instruction, issued by the host crate's emulation only"
+    )]
     Rmpadjust,
 }
 
@@ -24,7 +32,15 @@ pub enum Insn {
 /// value the instruction leaves in EAX ([`RmpError::code`]). Value 4 means `FAIL_OVERLAP`
 /// for RMPUPDATE and `FAIL_BADADDR` for PSMASH, hence two variants. The remaining
 /// variants are failures of a backend rather than of an instruction; they have no
-/// hardware code. Conversion to an errno happens once, at the kernel boundary.
+/// hardware code. Conversion to an errno happens once, at the kernel boundary
+/// (`rmp::backend::errno` in the module).
+///
+/// PSMASH's codes: vendor documentation of the instruction (the reference of
+/// Microsoft's `__psmash` intrinsic, which points to the APM) lists 0, 1 (invalid
+/// input), 2 (not at ASID 0), 3 (another processor updates the entry) and 7 (the page
+/// does not meet the requirements for expansion: it is not an assigned 2M entry). That
+/// code is [`RmpError::FailNotExpandable`]. Code 4 (`FAIL_BADADDR`) is not in that list;
+/// it is decoded all the same, so that it never reaches the log as "unexpected".
 ///
 /// # Examples
 ///
@@ -34,6 +50,8 @@ pub enum Insn {
 /// assert_eq!(RmpError::check(Insn::Rmpupdate, 0), Ok(()));
 /// assert_eq!(RmpError::check(Insn::Rmpupdate, 4), Err(RmpError::FailOverlap));
 /// assert_eq!(RmpError::check(Insn::Psmash, 4), Err(RmpError::FailBadAddr));
+/// assert_eq!(RmpError::check(Insn::Psmash, 7), Err(RmpError::FailNotExpandable));
+/// assert_eq!(RmpError::check(Insn::Rmpupdate, 7), Err(RmpError::Unexpected(7)));
 /// assert_eq!(RmpError::check(Insn::Pvalidate, 4), Err(RmpError::Unexpected(4)));
 /// assert_eq!(RmpError::FailBadAddr.code(), Some(4));
 /// assert!(RmpError::FailInUse.is_transient() && !RmpError::FailPermission.is_transient());
@@ -51,8 +69,11 @@ pub enum RmpError {
     /// `FAIL_OVERLAP` (4, RMPUPDATE): a 4K update inside a 2M page, or a 2M update over a
     /// region with 4K-assigned pages.
     FailOverlap,
-    /// `FAIL_BADADDR` (4, PSMASH): the address does not name an assigned 2M entry.
+    /// `FAIL_BADADDR` (4, PSMASH): the address is not one PSMASH accepts.
     FailBadAddr,
+    /// Code 7 (PSMASH): the entry does not meet the requirements for expansion; it is not
+    /// an assigned 2M entry. (Our name: the APM's could not be checked here.)
+    FailNotExpandable,
     /// `FAIL_SIZEMISMATCH` (6, PVALIDATE/RMPADJUST): a 2M request on a 4K entry.
     FailSizeMismatch,
     /// A return code this model does not know for the instruction; kept for the log.
@@ -61,6 +82,9 @@ pub enum RmpError {
     NotCovered,
     /// The backend could not allocate memory for an entry (emulated backend only).
     NoMemory,
+    /// SNP is not enabled on this CPU (`SYSCFG.SNPEn` clear): the host instructions would
+    /// raise #UD, so none was issued (hardware backend only).
+    SnpDisabled,
 }
 
 impl RmpError {
@@ -80,6 +104,7 @@ impl RmpError {
             (Insn::Rmpupdate | Insn::Psmash, 3) => Self::FailInUse,
             (Insn::Rmpupdate, 4) => Self::FailOverlap,
             (Insn::Psmash, 4) => Self::FailBadAddr,
+            (Insn::Psmash, 7) => Self::FailNotExpandable,
             (Insn::Pvalidate | Insn::Rmpadjust, 6) => Self::FailSizeMismatch,
             (_, other) => Self::Unexpected(other),
         };
@@ -87,6 +112,10 @@ impl RmpError {
     }
 
     /// Returns the hardware return code, or `None` for a backend failure.
+    #[allow(
+        dead_code,
+        reason = "host tests check it against `check`; the log uses Display"
+    )]
     pub fn code(self) -> Option<u32> {
         match self {
             Self::FailInput => Some(1),
@@ -94,8 +123,9 @@ impl RmpError {
             Self::FailInUse => Some(3),
             Self::FailOverlap | Self::FailBadAddr => Some(4),
             Self::FailSizeMismatch => Some(6),
+            Self::FailNotExpandable => Some(7),
             Self::Unexpected(code) => Some(code),
-            Self::NotCovered | Self::NoMemory => None,
+            Self::NotCovered | Self::NoMemory | Self::SnpDisabled => None,
         }
     }
 
@@ -126,9 +156,11 @@ impl core::fmt::Display for RmpError {
             Self::FailOverlap => f.write_str("FAIL_OVERLAP (4)"),
             Self::FailBadAddr => f.write_str("FAIL_BADADDR (4)"),
             Self::FailSizeMismatch => f.write_str("FAIL_SIZEMISMATCH (6)"),
+            Self::FailNotExpandable => f.write_str("page cannot be expanded (7)"),
             Self::Unexpected(code) => write!(f, "unexpected return code {code}"),
             Self::NotCovered => f.write_str("page not covered by the RMP"),
             Self::NoMemory => f.write_str("out of memory for RMP entries"),
+            Self::SnpDisabled => f.write_str("SNP is not enabled (SYSCFG.SNPEn clear)"),
         }
     }
 }

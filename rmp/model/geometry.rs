@@ -3,11 +3,12 @@
 //! Where the RMP entry of a page lives: the MSR, CPUID and segment-table formats, and
 //! contiguous and segmented table geometry with bounds-checked lookups.
 //!
-//! Every PFN handed to [`Geometry::locate`] is treated as untrusted: each index derived
-//! from it is checked against the table before it is used, and every address is computed
-//! with checked arithmetic. The kernel backend that turns a location into a pointer must
-//! still add a speculation barrier (`array_index_nospec()` in C) after the checks, since
-//! `core` has none.
+//! Every PFN handed to [`Contiguous::locate`] or [`Segmented::locate`] is treated as
+//! untrusted: each index derived from it is checked against the table before it is
+//! used, and every address is computed with checked arithmetic. The kernel code that
+//! turns a location into a pointer must still clamp the index after the checks
+//! (`array_index_nospec()` in C; `kernel_ext::memory::Reserved::read` in the module),
+//! since `core` has no speculation barrier.
 
 use super::bits::bitfield;
 use super::entry::{
@@ -116,6 +117,7 @@ impl RmpEnd {
 
 impl RstEntry {
     /// Returns the physical address of the segment's first RMP entry.
+    #[allow(dead_code, reason = "used by `Segmented::locate` only, see there")]
     pub fn base(self) -> u64 {
         self.base_bits() << 20
     }
@@ -153,6 +155,29 @@ pub enum GeometryError {
     },
     /// The page has no RMP entry.
     NotCovered,
+}
+
+impl core::fmt::Display for GeometryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotReserved => {
+                f.write_str("the firmware reserved no table (RMP_BASE/RMP_END zero)")
+            }
+            Self::BadRange => f.write_str("RMP_BASE and RMP_END do not delimit a table"),
+            Self::NotSegmented => f.write_str("RMP_CFG does not enable segments"),
+            Self::BadShift => {
+                f.write_str("the segment size is outside what CPUID 0x80000025 allows")
+            }
+            Self::ShortRst => f.write_str("the segment table is shorter than the entries in use"),
+            Self::TooSmall { need, have } => {
+                write!(
+                    f,
+                    "it does not cover all RAM (needs {need:#x}, has {have:#x})"
+                )
+            }
+            Self::NotCovered => f.write_str("the page has no RMP entry"),
+        }
+    }
 }
 
 impl From<GeometryError> for RmpError {
@@ -304,6 +329,7 @@ pub struct Segmented<'a> {
     base: u64,
     shift: u32,
     rst: &'a [u64],
+    ram_end: u64,
 }
 
 impl<'a> Segmented<'a> {
@@ -347,22 +373,14 @@ impl<'a> Segmented<'a> {
             RST_ENTRIES
         };
         let rst = rst.get(..used).ok_or(GeometryError::ShortRst)?;
+        let ram_end = end_pfn.saturating_mul(1 << PAGE_SHIFT);
         let table = Self {
             base: base.address(),
             shift,
             rst,
+            ram_end,
         };
-        // Like Linux, RAM ends where the last segment that starts below the end of RAM
-        // ends; segments above RAM (trusted I/O) do not count.
-        let ram_end = end_pfn.saturating_mul(1 << PAGE_SHIFT);
-        let mut covered = 0;
-        for index in 0..rst.len() {
-            let start = table.segment_start(index);
-            let mapped = table.segment_mapped(index);
-            if mapped != 0 && start < ram_end {
-                covered = start + mapped;
-            }
-        }
+        let covered = table.covered_below(ram_end);
         if covered < ram_end {
             return Err(GeometryError::TooSmall {
                 need: ram_end,
@@ -378,6 +396,10 @@ impl<'a> Segmented<'a> {
     }
 
     /// Returns the physical address of the segment table.
+    #[allow(
+        dead_code,
+        reason = "host tests; the module locates the table in `detect`"
+    )]
     pub fn rst_address(&self) -> u64 {
         self.base + BOOKKEEPING_SIZE
     }
@@ -390,6 +412,27 @@ impl<'a> Segmented<'a> {
     /// Returns the number of segment-table entries in use.
     pub fn segments(&self) -> usize {
         self.rst.len()
+    }
+
+    /// Returns where the memory the table covers ends, counting, like Linux, up to the
+    /// end of the last segment that starts below `ram_end`: segments above RAM (trusted
+    /// I/O) do not count.
+    fn covered_below(&self, ram_end: u64) -> u64 {
+        let mut covered = 0;
+        for index in 0..self.rst.len() {
+            let start = self.segment_start(index);
+            let mapped = self.segment_mapped(index);
+            if mapped != 0 && start < ram_end {
+                covered = start + mapped;
+            }
+        }
+        covered
+    }
+
+    /// Returns the physical address where the memory the segments cover ends (the end of
+    /// the last present segment that starts in RAM, as [`Segmented::new`] checked it).
+    pub fn covered_end(&self) -> u64 {
+        self.covered_below(self.ram_end)
     }
 
     /// Returns the first physical address segment `index` covers.
@@ -410,6 +453,10 @@ impl<'a> Segmented<'a> {
     ///
     /// [`GeometryError::NotCovered`] if the page lies beyond the segments in use, in an
     /// absent segment, or past the part of its segment that is mapped.
+    #[allow(
+        dead_code,
+        reason = "the module reads segmented tables with RMPREAD; host tests and fuzzing check this"
+    )]
     pub fn locate(&self, pfn: u64, size: PageSize) -> Result<Location, GeometryError> {
         let address = size
             .align_down(pfn)
@@ -432,40 +479,5 @@ impl<'a> Segmented<'a> {
             segment,
             index,
         })
-    }
-}
-
-/// Either kind of table, chosen by `RMP_CFG`.
-#[derive(Clone, Copy, Debug)]
-pub enum Geometry<'a> {
-    /// One array of entries from PFN 0 on.
-    Contiguous(Contiguous),
-    /// Entries spread over segments.
-    Segmented(Segmented<'a>),
-}
-
-impl Geometry<'_> {
-    /// Returns where the entry governing `pfn` at `size` lives.
-    ///
-    /// # Errors
-    ///
-    /// [`GeometryError::NotCovered`] if the table has no entry for the page.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use snp_host_model::rmp::model::{Contiguous, Geometry, PageSize, RmpBase, RmpEnd};
-    ///
-    /// let t = Contiguous::new(RmpBase::from_raw(0x10_0000), RmpEnd::from_raw(0x11_ffff))?;
-    /// let g = Geometry::Contiguous(t);
-    /// assert_eq!(g.locate(2, PageSize::Size4K)?.address, 0x10_4020);
-    /// assert!(g.locate(u64::MAX, PageSize::Size4K).is_err());
-    /// # Ok::<(), snp_host_model::rmp::model::GeometryError>(())
-    /// ```
-    pub fn locate(&self, pfn: u64, size: PageSize) -> Result<Location, GeometryError> {
-        match self {
-            Self::Contiguous(table) => table.locate(pfn, size),
-            Self::Segmented(table) => table.locate(pfn, size),
-        }
     }
 }

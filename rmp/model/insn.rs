@@ -61,7 +61,8 @@ impl Lookup {
 /// Converting a page the way KVM does, against the emulated backend:
 ///
 /// ```
-/// use snp_host_model::rmp::model::{ArrayStore, Emulated, PageSize, Rmp, RmpError, State};
+/// use snp_host_model::rmp::model::{Emulated, PageSize, Rmp, RmpError, State};
+/// use snp_host_model::rmp::array_store::ArrayStore;
 ///
 /// let mut rmp = Emulated::new(ArrayStore::<512>::new(), 1 << 20);
 /// rmp.rmpupdate(0x200, &State::private(0x4000_0000, PageSize::Size2M, 1, false))?;
@@ -89,7 +90,7 @@ pub trait Rmp {
     ///
     /// # Errors
     ///
-    /// `FailInput` for a misaligned `pfn`, `FailBadAddr` if there is no assigned 2M entry
+    /// `FailInput` for a misaligned `pfn`, `FailNotExpandable` if there is no assigned 2M entry
     /// there, `FailPermission` for an immutable entry, `FailInUse` if another CPU updates
     /// the region, `NotCovered` beyond the table.
     fn psmash(&mut self, pfn: u64) -> Result<(), RmpError>;

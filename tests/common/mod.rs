@@ -11,10 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use snp_host_model::rmp::model::{
-    Adjust, Entry, Guest, GuestError, GuestFault, HostFault, MapSize, NpfCode, PageSize, Perms,
-    RmpError, State, Store, Target, Vmpl,
-};
+use snp_host_model::rmp::access::{HostFault, MapSize};
+use snp_host_model::rmp::guest::{Adjust, Guest, GuestError, GuestFault, NpfCode, Vmpl};
+use snp_host_model::rmp::model::{Entry, PageSize, Perms, RmpError, State, Store, Target};
 
 /// An unbounded store for host tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -197,7 +196,7 @@ impl Reference {
         self.claim(pfn)?;
         let pages = &mut self.pages[Self::range(pfn, PageSize::Size2M)];
         if !pages[0].assigned || pages[0].size != PageSize::Size2M {
-            return Err(RmpError::FailBadAddr);
+            return Err(RmpError::FailNotExpandable);
         }
         if pages[0].immutable {
             return Err(RmpError::FailPermission);

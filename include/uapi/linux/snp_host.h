@@ -37,7 +37,7 @@ struct snp_host_status {
 	__u32 backend;		/* SNP_HOST_BACKEND_* */
 	__u32 flags;		/* SNP_HOST_FLAG_* */
 	__u64 rmp_base;		/* 0 for the emulated backend */
-	__u64 rmp_end;		/* 0 for the emulated backend */
+	__u64 rmp_end;		/* 0 for the emulated backend and a segmented RMP */
 	__u64 max_pfn;		/* highest PFN the RMP covers */
 	__u32 directmap_policy;	/* SNP_HOST_DIRECTMAP_* */
 	__u32 reserved;
@@ -51,7 +51,7 @@ struct snp_host_page {
 	__u8 level;		/* SNP_HOST_LEVEL_*: in; out for LOOKUP */
 	__u8 immutable;		/* in for MAKE_PRIVATE, out for LOOKUP */
 	__u8 assigned;		/* out */
-	__u8 validated;		/* out (0 where the hardware cannot report it) */
+	__u8 validated;		/* out (0 where the hardware cannot report it: RMPREAD) */
 	__u64 pfn;		/* out: the system PFN behind hva */
 	__u64 reserved[2];
 };
