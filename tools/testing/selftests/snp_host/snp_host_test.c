@@ -238,11 +238,15 @@ TEST_F(snp, status_hardware)
 	EXPECT_TRUE(!!(cpuid & (1U << 4))) TH_LOG("CPUID says no SEV-SNP");
 	EXPECT_EQ(!!(cpuid & (1U << 21)), !!(s->flags & SNP_HOST_FLAG_RMPREAD));
 	EXPECT_NE(0ULL, s->rmp_base);
-	EXPECT_LT(s->rmp_base, s->rmp_end);
-	/* A contiguous RMP: 16K of bookkeeping, then 16 bytes per PFN. */
-	if (!(s->flags & SNP_HOST_FLAG_SEGMENTED_RMP))
+	if (s->flags & SNP_HOST_FLAG_SEGMENTED_RMP) {
+		/* The ABI reports no end for a segmented RMP. */
+		EXPECT_EQ(0ULL, s->rmp_end);
+	} else {
+		EXPECT_LT(s->rmp_base, s->rmp_end);
+		/* A contiguous RMP: 16K of bookkeeping, then 16 bytes per PFN. */
 		EXPECT_LE(0x4000 + (s->max_pfn + 1) * 16,
 			  s->rmp_end - s->rmp_base + 1);
+	}
 }
 
 TEST_F(snp, roundtrip_4k)
