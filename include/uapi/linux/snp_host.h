@@ -22,7 +22,8 @@
 /* snp_host_status.flags */
 #define SNP_HOST_FLAG_RMPREAD		(1U << 0)	/* the CPU has RMPREAD */
 #define SNP_HOST_FLAG_SEGMENTED_RMP	(1U << 1)	/* the RMP is segmented */
-#define SNP_HOST_FLAG_KERNEL_HOOKS	(1U << 2)	/* the kernel's hook points are present */
+#define SNP_HOST_FLAG_KERNEL_HOOKS	(1U << 2)	/* the kernel's fault path calls this module */
+#define SNP_HOST_FLAG_USER_WP		(1U << 3)	/* user mappings of guest pages are write-protected */
 
 /* snp_host_status.directmap_policy (module parameter directmap=) */
 #define SNP_HOST_DIRECTMAP_SPLIT	1	/* split to 4K, keep mapped, never merge (Linux 7.3) */
@@ -91,6 +92,18 @@ struct snp_host_range {
 	__u64 reserved[2];
 };
 
+/* RMP faults and the refusals around them, as the module decided them. */
+struct snp_host_fault_stats {
+	__u64 user_faults;	/* RMP faults (hardware or emulated) on user addresses decided */
+	__u64 thp_splits;	/* huge user mappings split to resolve one */
+	__u64 sigbus;		/* SIGBUS sent (guest page, unsplittable mapping, no progress) */
+	__u64 no_progress;	/* of those, for a fault that repeated without progress */
+	__u64 uaccess_refused;	/* kernel accesses through a user address refused (EFAULT) */
+	__u64 gup_refused;	/* GUP write faults and mprotect upgrades refused */
+	__u64 kernel_faults;	/* kernel-mode RMP violations reported (kernel addresses) */
+	__u64 reserved[9];
+};
+
 #define SNP_HOST_GET_STATUS	_IOR(SNP_HOST_IOCTL_TYPE, 0x00, struct snp_host_status)
 #define SNP_HOST_LOOKUP		_IOWR(SNP_HOST_IOCTL_TYPE, 0x01, struct snp_host_page)
 #define SNP_HOST_MAKE_PRIVATE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x02, struct snp_host_page)
@@ -98,5 +111,6 @@ struct snp_host_range {
 #define SNP_HOST_PSMASH		_IOWR(SNP_HOST_IOCTL_TYPE, 0x04, struct snp_host_page)	/* hva 2M-aligned */
 #define SNP_HOST_CONVERT_RANGE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x05, struct snp_host_range)
 #define SNP_HOST_GET_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x07, struct snp_host_stats)
+#define SNP_HOST_GET_FAULT_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x08, struct snp_host_fault_stats)
 
 #endif /* _UAPI_LINUX_SNP_HOST_H */
