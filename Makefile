@@ -111,7 +111,8 @@ rustfmtcheck: kernel
 CHECKPATCH := GIT_DIR=$(KDIR)/.git $(KDIR)/scripts/checkpatch.pl --strict --quiet
 CHECKPATCH_PATCHES := $(sort $(wildcard patches/*.patch))
 CHECKPATCH_FILES := $(sort $(wildcard tools/testing/selftests/snp_host/*.c \
-	tools/testing/selftests/snp_host/*.h vm/*.c))
+	tools/testing/selftests/snp_host/*.h vm/*.c snp_host/abi_header.c \
+	include/uapi/linux/snp_host.h))
 
 checkpatch: kernel
 	@bad=0; \

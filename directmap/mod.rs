@@ -16,8 +16,8 @@
 //! Conversions come in batches ([`Batch`]) so that a range costs one TLB
 //! flush: under `coalesce` the pages made private are protected together, by
 //! one kernel call, at [`Batch::flush`]. A batch holds the region lock from
-//! its first page to its end. Lock order: `Shared::registry` (in
-//! `snp_host/dev.rs`), then the region lock, then the emulated RMP's lock; the
+//! its first page to its end. Lock order: the ledger (in
+//! `snp_host/ledger.rs`), then the region lock, then the emulated RMP's lock; the
 //! kernel's CPA code takes `init_mm`'s mmap lock inside all of them.
 
 #[expect(
@@ -42,7 +42,7 @@ impl Choice for Policy {
     const NAMES: &'static [(&'static str, Self)] = &[
         ("coalesce", Policy::Coalesce),
         ("split", Policy::Split),
-        ("unmap", Policy::Unmap),
+        ("perpage", Policy::PerPage),
     ];
 }
 
@@ -341,6 +341,20 @@ impl Batch<'_> {
         let rel = region
             .make_shared(dm.policy, pages as u32)
             .map_err(|_| EINVAL)?;
+        if rel.split_4k && dm::level_of(page.pfn).is_some_and(|l| l > Level::Size4K) {
+            let before = dm::level_of(page.pfn);
+            // SAFETY: The caller owns the page (this function's contract).
+            if let Err(e) = unsafe { dm::split_4k(page.pfn, pages) } {
+                // Still under a large mapping with guest-owned neighbours: the caller
+                // must not free it.
+                let _ = region.make_private(dm.policy, pages as u32);
+                return Err(e);
+            }
+            COUNTERS.tlb_flushes.add(1);
+            if let (Some(was), Some(now)) = (before, dm::level_of(page.pfn)) {
+                count(Transitions::between(was, now));
+            }
+        }
         if rel.restore {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.

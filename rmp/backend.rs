@@ -327,7 +327,7 @@ pub(crate) fn errno(e: RmpError) -> Error {
         RmpError::NoMemory => ENOMEM,
         // SNP was shut down under the module.
         RmpError::SnpDisabled => ENODEV,
-        RmpError::Unexpected(_) => EIO,
+        RmpError::Unexpected(_) | RmpError::SnpUnknown => EIO,
     }
 }
 
@@ -428,6 +428,7 @@ mod tests {
             (RmpError::NoMemory, ENOMEM),
             (RmpError::SnpDisabled, ENODEV),
             (RmpError::Unexpected(9), EIO),
+            (RmpError::SnpUnknown, EIO),
         ];
         for (e, want) in table {
             assert_eq!(errno(e), want);

@@ -123,10 +123,18 @@ impl Hardware {
     ///
     /// `SNPEn` is set and cleared on all CPUs together, so the CPU this runs on answers
     /// for the one the instruction runs on even if the task migrates in between.
+    ///
+    /// # Errors
+    ///
+    /// [`RmpError::SnpDisabled`] only when `SNPEn` is definitely clear;
+    /// [`RmpError::SnpUnknown`] when `SYSCFG` cannot be read, which callers must not
+    /// take for "the RMP is not enforced".
     fn snp_enabled(&self) -> Result<(), RmpError> {
-        let enabled = msr::read_local(MSR_SYSCFG)
-            .map_err(|_| RmpError::SnpDisabled)
-            .and_then(|raw| Syscfg::from_raw(raw).snp_enabled());
+        let Ok(raw) = msr::read_local(MSR_SYSCFG) else {
+            pr_err_once!("SYSCFG unreadable: no RMP instruction is issued, no page is returned\n");
+            return Err(RmpError::SnpUnknown);
+        };
+        let enabled = Syscfg::from_raw(raw).snp_enabled();
         if enabled.is_err() {
             pr_err_once!(
                 "SEV-SNP is no longer initialised (SYSCFG.SNPEn clear, after an SNP shutdown?): RMP instructions are not issued; pages return to the host, nothing is assigned\n"
@@ -163,8 +171,12 @@ pub(crate) struct Handle<'a>(&'a Hardware);
 impl Rmp for Handle<'_> {
     fn rmpupdate(&mut self, pfn: u64, state: &State) -> Result<(), RmpError> {
         let paddr = self.0.covered(pfn)?;
-        if self.0.snp_enabled().is_err() {
-            return rmpupdate_without_snp(state);
+        match self.0.snp_enabled() {
+            Ok(()) => {}
+            // Only a definite "SNP is off" may skip the instruction: the RMP is not
+            // enforced then, and is wiped before SNP comes back.
+            Err(RmpError::SnpDisabled) => return rmpupdate_without_snp(state),
+            Err(e) => return Err(e),
         }
         // SAFETY: SNPEn was set just now (see the module documentation for the window
         // left); the caller meets `Backend::rmpupdate`'s contract (`Hardware::handle`).

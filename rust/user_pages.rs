@@ -17,7 +17,7 @@
 use crate::kernel_ext::cred;
 use core::ptr::NonNull;
 use kernel::{
-    alloc::{flags::GFP_KERNEL_ACCOUNT, VVec},
+    alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
     bindings, current,
     mm::Mm,
     prelude::*,
@@ -83,17 +83,17 @@ impl Drop for PinnedPage {
 /// `EFAULT` when the range is not mapped (or the caller has no address space),
 /// `EINVAL` when it crosses a VMA boundary or is file-backed, shared, hugetlbfs or
 /// a special mapping, and what `pin_user_pages()` returns (`ENOMEM`, ...).
-pub(crate) fn pin_anon(hva: usize, count: usize) -> Result<VVec<PinnedPage>> {
+pub(crate) fn pin_anon(hva: usize, count: usize) -> Result<KVVec<PinnedPage>> {
     let len = count.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
     let end = hva.checked_add(len).ok_or(EINVAL)?;
     let task = current!();
     let mm = task.mm().ok_or(EFAULT)?;
 
     // A batch is thousands of pages: neither array needs contiguous memory.
-    let mut raw: VVec<*mut bindings::page> = VVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
+    let mut raw: KVVec<*mut bindings::page> = KVVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
     raw.resize(count, core::ptr::null_mut(), GFP_KERNEL_ACCOUNT)?;
     // Reserved before pinning, so that wrapping the pins below cannot fail and leak one.
-    let mut out: VVec<PinnedPage> = VVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
+    let mut out: KVVec<PinnedPage> = KVVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
 
     let pinned = {
         let guard = mm.mmap_read_lock();

@@ -38,7 +38,7 @@ SNAPSHOTS = [
 # The strips of the picture: the state each phase leaves.
 STRIPS = [("before", "before"), ("phase1", "phase 1"), ("phase2", "phase 2"),
           ("phase3", "phase 3"), ("phase4", "phase 4")]
-POLICIES = ["split", "unmap", "coalesce"]
+POLICIES = ["split", "perpage", "coalesce"]
 DM_KEYS = ["DirectMap4k", "DirectMap2M", "DirectMap1G"]
 VMSTAT_KEYS = [("direct_map_level2_splits", "l2 split"),
                ("direct_map_level3_splits", "l3 split"),

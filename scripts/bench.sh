@@ -9,7 +9,7 @@
 #   directmap.svg   the direct map per policy and phase, from the page-table dump
 #   vm-<policy>/    each VM's console.log, qemu.log and initramfs
 #
-# BENCH_POLICIES  policies, in order (default: split unmap coalesce)
+# BENCH_POLICIES  policies, in order (default: split perpage coalesce)
 # BENCH_SEED      seed of the workload (default 1)
 # BENCH_ARGS      more options for vm/bench.c, comma-separated, e.g. -m,512,-f,10
 # VM_TIMEOUT      seconds each VM may take (default 300, see scripts/vm.sh)
@@ -21,7 +21,7 @@ set -euo pipefail
 
 out=$top/build/bench
 bin=$out/bench
-policies=${BENCH_POLICIES:-split unmap coalesce}
+policies=${BENCH_POLICIES:-split perpage coalesce}
 seed=${BENCH_SEED:-1}
 
 # `make bench` builds first; run on its own, this script does it.

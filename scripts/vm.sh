@@ -5,7 +5,7 @@
 #   vm.sh run     load the module and tell, in words, what it found and did
 #   vm.sh check   run KUnit + selftests (+ EXTRA_TESTS), scan the kernel log, summarise
 #   vm.sh shell   the same VM with an interactive shell
-#   vm.sh bench   one policy of `make bench`: BENCH_POLICY=split|unmap|coalesce loads the
+#   vm.sh bench   one policy of `make bench`: BENCH_POLICY=split|perpage|coalesce loads the
 #                 module with directmap=$BENCH_POLICY and runs the workload BENCH_BIN
 #                 (default build/bench/bench) with BENCH_ARGS (comma-separated options);
 #                 prints its lines.  It lives in build/bench/vm-$BENCH_POLICY, apart

@@ -97,6 +97,20 @@ pub(crate) struct Stats {
     pub(crate) reserved: [u64; 2],
 }
 
+/// `struct snp_host_fault_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FaultStats {
+    pub(crate) user_faults: u64,
+    pub(crate) thp_splits: u64,
+    pub(crate) sigbus: u64,
+    pub(crate) no_progress: u64,
+    pub(crate) uaccess_refused: u64,
+    pub(crate) gup_refused: u64,
+    pub(crate) kernel_faults: u64,
+    pub(crate) reserved: [u64; 9],
+}
+
 /// `struct snp_host_range`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -127,6 +141,8 @@ pub(crate) const PSMASH: u32 = iowr::<Page>(0x04);
 pub(crate) const CONVERT_RANGE: u32 = iowr::<Range>(0x05);
 /// `SNP_HOST_GET_STATS`.
 pub(crate) const GET_STATS: u32 = ior::<Stats>(0x07);
+/// `SNP_HOST_GET_FAULT_STATS`.
+pub(crate) const GET_FAULT_STATS: u32 = ior::<FaultStats>(0x08);
 
 /// `snp_host_status.backend`: the hardware RMP.
 pub(crate) const BACKEND_HARDWARE: u32 = 1;
@@ -136,6 +152,10 @@ pub(crate) const BACKEND_EMULATED: u32 = 2;
 pub(crate) const FLAG_RMPREAD: u32 = 1 << 0;
 /// `snp_host_status.flags`: the RMP is segmented.
 pub(crate) const FLAG_SEGMENTED_RMP: u32 = 1 << 1;
+/// `snp_host_status.flags`: the kernel's fault path calls this module.
+pub(crate) const FLAG_KERNEL_HOOKS: u32 = 1 << 2;
+/// `snp_host_status.flags`: user mappings of guest pages are write-protected.
+pub(crate) const FLAG_USER_WP: u32 = 1 << 3;
 /// `snp_host_page.level` and `snp_host_range.level`: a 4K page.
 pub(crate) const LEVEL_4K: u8 = 0;
 /// `snp_host_page.level` and `snp_host_range.level`: a 2M page.

@@ -70,6 +70,16 @@ static_assert(sizeof(struct snp_host_page) ==
 	      WIDTH(struct snp_host_page, pfn) +
 	      WIDTH(struct snp_host_page, reserved),
 	      "struct snp_host_page has padding");
+static_assert(sizeof(struct snp_host_fault_stats) ==
+	      WIDTH(struct snp_host_fault_stats, user_faults) +
+	      WIDTH(struct snp_host_fault_stats, thp_splits) +
+	      WIDTH(struct snp_host_fault_stats, sigbus) +
+	      WIDTH(struct snp_host_fault_stats, no_progress) +
+	      WIDTH(struct snp_host_fault_stats, uaccess_refused) +
+	      WIDTH(struct snp_host_fault_stats, gup_refused) +
+	      WIDTH(struct snp_host_fault_stats, kernel_faults) +
+	      WIDTH(struct snp_host_fault_stats, reserved),
+	      "struct snp_host_fault_stats has padding");
 static_assert(sizeof(struct snp_host_stats) ==
 	      WIDTH(struct snp_host_stats, private_4k) +
 	      WIDTH(struct snp_host_stats, private_2m) +
@@ -173,6 +183,25 @@ int main(void)
 	CHECK_OFFSET("Stats", struct snp_host_stats, reserved);
 	CHECK_WIDTH("Stats", struct snp_host_stats, reserved);
 
+	CHECK_SIZE("FaultStats", struct snp_host_fault_stats);
+	CHECK_ALIGN("FaultStats", struct snp_host_fault_stats);
+	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, user_faults);
+	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, user_faults);
+	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, thp_splits);
+	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, thp_splits);
+	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, sigbus);
+	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, sigbus);
+	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, no_progress);
+	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, no_progress);
+	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, uaccess_refused);
+	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, uaccess_refused);
+	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, gup_refused);
+	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, gup_refused);
+	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, kernel_faults);
+	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, kernel_faults);
+	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, reserved);
+	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, reserved);
+
 	CHECK_SIZE("Range", struct snp_host_range);
 	CHECK_ALIGN("Range", struct snp_host_range);
 	CHECK_OFFSET("Range", struct snp_host_range, hva);
@@ -204,17 +233,22 @@ int main(void)
 	CHECK("PSMASH", SNP_HOST_PSMASH);
 	CHECK("CONVERT_RANGE", SNP_HOST_CONVERT_RANGE);
 	CHECK("GET_STATS", SNP_HOST_GET_STATS);
+	CHECK("GET_FAULT_STATS", SNP_HOST_GET_FAULT_STATS);
 
 	CHECK("BACKEND_HARDWARE", SNP_HOST_BACKEND_HARDWARE);
 	CHECK("BACKEND_EMULATED", SNP_HOST_BACKEND_EMULATED);
 	CHECK("FLAG_RMPREAD", SNP_HOST_FLAG_RMPREAD);
 	CHECK("FLAG_SEGMENTED_RMP", SNP_HOST_FLAG_SEGMENTED_RMP);
+	CHECK("FLAG_KERNEL_HOOKS", SNP_HOST_FLAG_KERNEL_HOOKS);
+	CHECK("FLAG_USER_WP", SNP_HOST_FLAG_USER_WP);
 	CHECK("LEVEL_4K", SNP_HOST_LEVEL_4K);
 	CHECK("LEVEL_2M", SNP_HOST_LEVEL_2M);
 	/* The policy numbers come from the direct-map model itself. */
 	CHECK("crate::directmap::model::Policy::Split.abi()",
 	      SNP_HOST_DIRECTMAP_SPLIT);
-	CHECK("crate::directmap::model::Policy::Unmap.abi()",
+	CHECK("crate::directmap::model::Policy::PerPage.abi()",
+	      SNP_HOST_DIRECTMAP_PERPAGE);
+	CHECK("crate::directmap::model::Policy::PerPage.abi()",
 	      SNP_HOST_DIRECTMAP_UNMAP);
 	CHECK("crate::directmap::model::Policy::Coalesce.abi()",
 	      SNP_HOST_DIRECTMAP_COALESCE);

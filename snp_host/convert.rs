@@ -33,7 +33,7 @@ use crate::kernel_ext::{
     sched,
     user_pages::{Charge, PinAccount, PinnedPage},
 };
-use crate::ledger::{FilePages, Slot, Spare};
+use crate::ledger::{Books, FilePages, Slot, Spare};
 use crate::rmp::{
     backend::{Backend, ErrDisplay},
     model::{PageSize, RmpError, State},
@@ -42,7 +42,7 @@ use crate::state::Shared;
 use crate::uapi::PrivateRequest;
 use core::mem::ManuallyDrop;
 use kernel::{
-    alloc::{flags::GFP_KERNEL_ACCOUNT, VVec},
+    alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
     prelude::*,
 };
 
@@ -123,11 +123,15 @@ impl Candidate {
     }
 
     /// Takes the page out of the host's write path in the direct map, as the policy
-    /// says. The caller claimed the page (it holds the ledger with the page free in
-    /// it), so no other path of the module changes its direct map concurrently.
+    /// says. `_claimed` is the ledger, open, in which the caller found the page free:
+    /// while it is held no other path of the module changes the page's direct map.
     ///
     /// On error nothing changed and the candidate comes back.
-    pub(crate) fn protect(self, batch: &mut Batch<'_>) -> Result<Protected, (Self, Error)> {
+    pub(crate) fn protect(
+        self,
+        _claimed: &Books<'_>,
+        batch: &mut Batch<'_>,
+    ) -> Result<Protected, (Self, Error)> {
         // SAFETY: The page is pinned (`pins`) and claimed in the ledger, so only this
         // path changes its direct map; it stays pinned until it is released or leaked.
         match unsafe { batch.make_private(&self.page()) } {
@@ -269,7 +273,7 @@ impl GuestPage {
     pub(crate) fn psmash(
         self,
         backend: &Backend,
-        into: &mut VVec<GuestPage>,
+        into: &mut KVVec<GuestPage>,
     ) -> Result<(), (Self, RmpError)> {
         if self.0.size != PageSize::Size2M
             || !matches!(&*self.0.pins, Pins::Huge(p) if p.len() == 512)
@@ -283,10 +287,15 @@ impl GuestPage {
             return Err((self, e));
         }
         let pfn = self.0.pfn;
-        let Pins::Huge(pins) = self.0.into_pins() else {
-            // Checked above; unreachable, and a page lost here would be a 4K page
-            // whose pins were just dropped, so there is nothing better to do.
-            return Ok(());
+        let pins = match self.0.into_pins() {
+            Pins::Huge(pins) => pins,
+            // Checked above, so this cannot happen; should it, the pins of a page that
+            // is still guest-owned are kept, never dropped.
+            other => {
+                core::mem::forget(other);
+                COUNTERS.leaked_pages.add(512);
+                return Ok(());
+            }
         };
         for (p, pin) in (pfn..).zip(pins) {
             // INVARIANT: PSMASH made every 4K page of the 2M page a guest page with
@@ -314,9 +323,10 @@ impl Unassigned {
         // batch of the same direct map.
         match unsafe { batch.make_shared(&self.0.page()) } {
             Ok(()) => {
-                let pfn = self.0.pfn;
+                let (pfn, size) = (self.0.pfn, self.0.size);
                 Ok(Released {
                     pfn,
+                    size,
                     pins: self.0.into_pins(),
                 })
             }
@@ -330,6 +340,7 @@ impl Unassigned {
 /// hands the pins back to be dropped.
 pub(crate) struct Released {
     pfn: u64,
+    size: PageSize,
     pins: Pins,
 }
 
@@ -337,6 +348,11 @@ impl Released {
     /// Returns the first PFN of the page.
     pub(crate) fn pfn(&self) -> u64 {
         self.pfn
+    }
+
+    /// Returns the size of the page.
+    pub(crate) fn size(&self) -> PageSize {
+        self.size
     }
 
     /// Returns the pins; dropping them unpins the page.
@@ -426,7 +442,7 @@ pub(crate) const BATCH_PAGES: u64 = 4096;
 pub(crate) fn make_private(
     shared: &Shared,
     file: &FilePages,
-    mut pending: VVec<Pending>,
+    mut pending: KVVec<Pending>,
     charge: &mut Charge<'_>,
 ) -> (u64, Result) {
     let backend = &*shared.backend;
@@ -461,7 +477,7 @@ pub(crate) fn make_private(
     let mut batch = shared.directmap.batch();
     for (i, p) in pending.iter_mut().enumerate().take(n) {
         if let Stage::Pinned(page) = p.take() {
-            match page.protect(&mut batch) {
+            match page.protect(&books, &mut batch) {
                 Ok(protected) => p.stage = Stage::Protected(protected),
                 Err((page, e)) => {
                     p.stage = Stage::Pinned(page);
@@ -587,8 +603,8 @@ pub(crate) fn make_shared(
 /// Splits the 2M page `file` holds at user page `key` into 512 4K guest pages.
 /// Returns its first PFN.
 pub(crate) fn psmash(shared: &Shared, file: &FilePages, key: u64) -> Result<u64> {
-    let mut pages = VVec::with_capacity(512, GFP_KERNEL_ACCOUNT)?;
-    let mut slots = VVec::with_capacity(512, GFP_KERNEL_ACCOUNT)?;
+    let mut pages = KVVec::with_capacity(512, GFP_KERNEL_ACCOUNT)?;
+    let mut slots = KVVec::with_capacity(512, GFP_KERNEL_ACCOUNT)?;
     for _ in 0..512 {
         slots.push(Slot::new()?, GFP_KERNEL_ACCOUNT)?;
     }
@@ -611,71 +627,114 @@ pub(crate) fn psmash(shared: &Shared, file: &FilePages, key: u64) -> Result<u64>
     }
 }
 
-/// Returns every page `file` holds to the host, a batch at a time, without holding
-/// the registry across the walk; a page that cannot be returned is leaked (nobody
-/// is left to try again). Pages are uncharged from `account`.
+/// Rounds of trying a busy page again when a file is closed, before it is leaked;
+/// each attempt is itself retried by the backend for up to a second.
+const CLOSE_ROUNDS: u32 = 4;
+
+/// A page of a closing file on its way back to the host.
+enum Returning {
+    Guest(GuestPage),
+    Unassigned(Unassigned),
+    Released(Released),
+    /// Leaked (reported and counted already); its registry entry is marked.
+    Leaked(u64),
+    /// Moved out (transiently, while a transition runs).
+    Moved,
+}
+
+impl Returning {
+    fn take(&mut self) -> Self {
+        core::mem::replace(self, Returning::Moved)
+    }
+}
+
+/// Returns every page `file` holds to the host, a batch at a time, holding the
+/// registry only to settle each batch and no lock at all while the RMP is busy;
+/// a page that cannot be returned is leaked (nobody is left to try again). Pages
+/// are uncharged from `account`. Needs no memory: without it, pages go back one
+/// at a time.
 pub(crate) fn release_all(shared: &Shared, file: &FilePages, account: &PinAccount) {
     loop {
-        // Room for every page of the batch, reserved before any page changes: the
-        // registry entries can only be dropped once the direct-map batch is over.
-        let mut released = VVec::new();
-        let max = if released.reserve(BATCH_PAGES as usize, GFP_KERNEL).is_ok() {
-            BATCH_PAGES
-        } else if released.reserve(1, GFP_KERNEL).is_ok() {
-            1
-        } else {
-            // Out of memory even for one entry: what the file still holds is leaked
-            // when it is dropped, reported page by page.
-            return;
-        };
-        let pages = match file.drain(max).or_else(|_| file.drain(1)) {
-            Ok(p) if !p.is_empty() => p,
-            _ => return,
-        };
-        let mut leaked = KVec::new();
-        {
-            let mut batch = shared.directmap.batch();
-            for guest in pages {
-                let (pfn, size) = (guest.pfn(), guest.size());
-                private_count(size).sub(1);
-                match release_one(&shared.backend, &mut batch, guest) {
-                    Some(r) => {
-                        // Cannot fail: one entry per page, and no more pages than `max`.
-                        let _ = released.push_within_capacity(r);
-                        COUNTERS.make_shared.add(1);
-                        account.uncharge(size.pages());
-                    }
-                    // Leaked (already dropped and reported); its entry is marked below.
-                    None => {
-                        let _ = leaked.push(pfn, GFP_KERNEL);
-                    }
-                }
+        let mut pages = KVVec::new();
+        if pages.reserve(BATCH_PAGES as usize, GFP_KERNEL).is_ok() {
+            file.drain_into(&mut pages, BATCH_PAGES, Returning::Guest);
+            if pages.is_empty() {
+                return;
             }
+            release(shared, account, &mut pages);
+        } else {
+            let Some(guest) = file.take_first() else {
+                return;
+            };
+            release(shared, account, &mut [Returning::Guest(guest)]);
         }
-        for pfn in leaked {
-            shared.ledger.mark_leaked(pfn);
-        }
-        drop(shared.ledger.forget_all(released));
         sched::cond_resched();
     }
 }
 
-/// Returns one page to the host; a page that cannot be returned is leaked.
-fn release_one(backend: &Backend, batch: &mut Batch<'_>, guest: GuestPage) -> Option<Released> {
-    let pfn = guest.pfn();
-    match guest.unassign(backend) {
-        Ok(unassigned) => match unassigned.restore(batch) {
-            Ok(released) => Some(released),
-            Err(unassigned) => {
-                drop(unassigned);
-                None
+/// Returns `pages`, taken off a closing file: the RMP first (busy pages are tried
+/// again a few rounds, rescheduling in between, with no lock held), then the
+/// direct map in one batch, then the ledger under one lock.
+fn release(shared: &Shared, account: &PinAccount, pages: &mut [Returning]) {
+    let backend = &*shared.backend;
+    for round in 1..=CLOSE_ROUNDS {
+        let mut busy = false;
+        for r in pages.iter_mut() {
+            let Returning::Guest(guest) = r.take() else {
+                continue;
+            };
+            let pfn = guest.pfn();
+            *r = match guest.unassign(backend) {
+                Ok(unassigned) => Returning::Unassigned(unassigned),
+                Err((guest, e)) if e.is_transient() && round < CLOSE_ROUNDS => {
+                    busy = true;
+                    Returning::Guest(guest)
+                }
+                Err((guest, e)) => {
+                    report_leak(pfn, e);
+                    let _ = errno(e);
+                    drop(guest);
+                    Returning::Leaked(pfn)
+                }
+            };
+        }
+        if !busy {
+            break;
+        }
+        sched::cond_resched();
+    }
+    {
+        let mut batch = shared.directmap.batch();
+        for r in pages.iter_mut() {
+            let Returning::Unassigned(unassigned) = r.take() else {
+                continue;
+            };
+            let pfn = unassigned.0.pfn;
+            *r = match unassigned.restore(&mut batch) {
+                Ok(released) => Returning::Released(released),
+                Err(unassigned) => {
+                    drop(unassigned);
+                    Returning::Leaked(pfn)
+                }
+            };
+        }
+    }
+    let mut registry = shared.ledger.registry();
+    for r in pages.iter_mut() {
+        match r.take() {
+            Returning::Released(released) => {
+                let size = released.size();
+                drop(registry.forget(released));
+                private_count(size).sub(1);
+                COUNTERS.make_shared.add(1);
+                account.uncharge(size.pages());
             }
-        },
-        Err((guest, e)) => {
-            report_leak(pfn, e);
-            let _ = errno(e);
-            drop(guest);
-            None
+            Returning::Leaked(pfn) => {
+                if let Some(size) = registry.mark_leaked(pfn) {
+                    private_count(size).sub(1);
+                }
+            }
+            _ => {}
         }
     }
 }

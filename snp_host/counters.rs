@@ -15,24 +15,26 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::fmt;
 
 macro_rules! counters {
-    ($($(#[doc = $doc:literal])+ $name:ident,)+) => {
-        /// Every counter of the module, in `struct snp_host_stats` order.
-        pub(crate) struct Counters {
+    ($(#[doc = $tdoc:literal])+ $table:ident => $abi:ident {
+        $($(#[doc = $doc:literal])+ $name:ident,)+
+    }) => {
+        $(#[doc = $tdoc])+
+        pub(crate) struct $table {
             $($(#[doc = $doc])+ pub(crate) $name: Counter,)+
         }
 
-        impl Counters {
+        impl $table {
             const fn new() -> Self {
                 Self {
                     $($name: Counter(AtomicU64::new(0)),)+
                 }
             }
 
-            /// Returns the snapshot `SNP_HOST_GET_STATS` copies out.
-            pub(crate) fn stats(&self) -> uapi::Stats {
-                uapi::Stats {
+            /// Returns the snapshot the ioctl copies out.
+            pub(crate) fn snapshot(&self) -> uapi::$abi {
+                uapi::$abi {
                     $($name: self.$name.get(),)+
-                    ..uapi::Stats::default()
+                    ..uapi::$abi::default()
                 }
             }
 
@@ -46,6 +48,8 @@ macro_rules! counters {
 }
 
 counters! {
+    /// The module's conversion and direct-map counters, in `struct snp_host_stats` order.
+    Counters => Stats {
     /// 4K pages assigned through the module now.
     private_4k,
     /// 2M pages assigned through the module now.
@@ -74,10 +78,34 @@ counters! {
     dm_unmapped_pages,
     /// Kernel TLB flushes the module issued for the direct map.
     tlb_flushes,
+    }
+}
+
+counters! {
+    /// RMP faults and the refusals around them, in `struct snp_host_fault_stats` order.
+    FaultCounters => FaultStats {
+    /// RMP faults (hardware or emulated) on user addresses decided.
+    user_faults,
+    /// Huge user mappings split to resolve one.
+    thp_splits,
+    /// SIGBUS sent (guest page, unsplittable mapping, no progress).
+    sigbus,
+    /// Of those, for a fault that repeated without progress.
+    no_progress,
+    /// Kernel accesses through a user address refused (`EFAULT`).
+    uaccess_refused,
+    /// GUP write faults and `mprotect()` upgrades refused.
+    gup_refused,
+    /// Kernel-mode RMP violations reported (kernel addresses).
+    kernel_faults,
+    }
 }
 
 /// The module's counters.
 pub(crate) static COUNTERS: Counters = Counters::new();
+
+/// The module's fault counters.
+pub(crate) static FAULT_COUNTERS: FaultCounters = FaultCounters::new();
 
 /// One counter of the table.
 pub(crate) struct Counter(AtomicU64);

@@ -80,7 +80,8 @@ fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         };
         writeln!(f, "entries read with: {}", how)?;
     }
-    crate::counters::COUNTERS.write(f)
+    crate::counters::COUNTERS.write(f)?;
+    crate::counters::FAULT_COUNTERS.write(f)
 }
 
 fn write_directmap(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {

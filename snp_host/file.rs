@@ -22,7 +22,7 @@ use crate::rmp::model::PageSize;
 use crate::state::Shared;
 use crate::uapi;
 use kernel::{
-    alloc::{flags::GFP_KERNEL_ACCOUNT, VVec},
+    alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     prelude::*,
@@ -70,9 +70,9 @@ fn pin_private(req: uapi::PrivateRequest) -> Result<Pending> {
 /// range cheaper than page-by-page ioctls; if that fails, pages are pinned one by
 /// one so that the error is reported at the page that caused it. Returns the pages
 /// pinned, in order, and the error that stopped pinning, if any.
-fn pin_range(req: &uapi::RangeRequest, first: u64, count: u64) -> Result<(VVec<Pending>, Result)> {
+fn pin_range(req: &uapi::RangeRequest, first: u64, count: u64) -> Result<(KVVec<Pending>, Result)> {
     let n = usize::try_from(count).map_err(|_| EINVAL)?;
-    let mut pending = VVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
+    let mut pending = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
     if req.size == PageSize::Size4K {
         if let Ok(pins) = user_pages::pin_anon(req.hva_of(first), n) {
             for (i, pin) in (first..).zip(pins) {
@@ -137,7 +137,7 @@ impl FileState {
         let mut charge = self.account.charge(req.size.pages())?;
         let pending = pin_private(req)?;
         let pfn = pending.pfn();
-        let mut one = VVec::with_capacity(1, GFP_KERNEL_ACCOUNT)?;
+        let mut one = KVVec::with_capacity(1, GFP_KERNEL_ACCOUNT)?;
         one.push(pending, GFP_KERNEL_ACCOUNT)?;
         convert::make_private(&self.shared, &self.pages, one, &mut charge).1?;
         p.pfn = pfn;
@@ -259,6 +259,12 @@ impl MiscDevice for FileState {
                 UserSlice::new(UserPtr::from_addr(arg), size)
                     .writer()
                     .write(&me.shared.stats())?;
+            }
+            uapi::GET_FAULT_STATS => {
+                let size = core::mem::size_of::<uapi::FaultStats>();
+                UserSlice::new(UserPtr::from_addr(arg), size)
+                    .writer()
+                    .write(&me.shared.fault_stats())?;
             }
             uapi::LOOKUP
             | uapi::MAKE_PRIVATE

@@ -24,7 +24,7 @@
 use crate::convert::{GuestPage, Pins, Released};
 use crate::rmp::model::PageSize;
 use kernel::{
-    alloc::{flags::GFP_KERNEL_ACCOUNT, VVec},
+    alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
     fmt, new_mutex,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
@@ -108,26 +108,54 @@ impl FilePages {
         })
     }
 
-    /// Takes up to `max_pages` base pages' worth of guest pages off the file, in
-    /// address order, for returning them; their registry entries stay until they
-    /// are released. Only the file's lock is held, and only while taking.
-    pub(crate) fn drain(&self, max_pages: u64) -> Result<VVec<GuestPage>> {
-        let mut out = VVec::new();
+    /// Takes guest pages off the file, in address order, for returning them, up to
+    /// `max_pages` base pages' worth and no more than `out` has room for (nothing
+    /// is allocated: a page is only taken when it has a place). Their registry
+    /// entries stay until they are released.
+    pub(crate) fn drain_into<T>(
+        &self,
+        out: &mut KVVec<T>,
+        max_pages: u64,
+        wrap: impl Fn(GuestPage) -> T,
+    ) {
         let mut tree = self.tree.lock();
         let mut taken = 0;
-        while taken < max_pages {
+        while taken < max_pages && out.len() < out.capacity() {
             let Some(key) = tree.cursor_front().map(|c| *c.current().0) else {
                 break;
             };
-            out.reserve(1, GFP_KERNEL_ACCOUNT)?;
             let Some(page) = tree.remove(&key) else {
                 break;
             };
             taken += page.size().pages();
-            // Cannot fail: reserved just above.
-            let _ = out.push_within_capacity(page);
+            // Cannot fail: there is room (checked above).
+            let _ = out.push_within_capacity(wrap(page));
         }
-        Ok(out)
+    }
+
+    /// Takes the first guest page off the file, without allocating anything.
+    pub(crate) fn take_first(&self) -> Option<GuestPage> {
+        let mut tree = self.tree.lock();
+        let key = tree.cursor_front().map(|c| *c.current().0)?;
+        tree.remove(&key)
+    }
+}
+
+/// The registry, locked, for settling the pages of a closing file.
+pub(crate) struct Registry<'a>(MutexGuard<'a, RBTree<u64, Entry>>);
+
+impl Registry<'_> {
+    /// Stops tracking a page returned to the host; dropping the result unpins it.
+    pub(crate) fn forget(&mut self, released: Released) -> Pins {
+        self.0.remove(&released.pfn());
+        released.into_pins()
+    }
+
+    /// Records that the page at `pfn`, taken off its file, is leaked; returns its size.
+    pub(crate) fn mark_leaked(&mut self, pfn: u64) -> Option<PageSize> {
+        let e = self.0.get_mut(&pfn)?;
+        e.leaked = true;
+        Some(e.size)
     }
 }
 
@@ -154,28 +182,9 @@ impl Ledger {
         }
     }
 
-    /// Stops tracking pages that were returned to the host, taken off their file by
-    /// [`FilePages::drain`]; dropping the result unpins them.
-    pub(crate) fn forget_all(&self, released: VVec<Released>) -> VVec<Pins> {
-        let mut pins = VVec::new();
-        // Without memory for the list the pins are dropped one by one below instead.
-        let _ = pins.reserve(released.len(), GFP_KERNEL);
-        let mut registry = self.registry.lock();
-        for r in released {
-            registry.remove(&r.pfn());
-            if let Err(p) = pins.push_within_capacity(r.into_pins()) {
-                // Unpinning needs no lock; doing it here only lengthens the section.
-                drop(p);
-            }
-        }
-        pins
-    }
-
-    /// Records that the page at `pfn`, taken off its file, is leaked.
-    pub(crate) fn mark_leaked(&self, pfn: u64) {
-        if let Some(e) = self.registry.lock().get_mut(&pfn) {
-            e.leaked = true;
-        }
+    /// Locks the registry for settling the pages of a closing file.
+    pub(crate) fn registry(&self) -> Registry<'_> {
+        Registry(self.registry.lock())
     }
 
     /// Calls `f` for every tracked PFN, in order.
@@ -248,7 +257,13 @@ impl Books<'_> {
 
     /// Replaces the tracking of the 2M page at `key`, taken off the file, by its 512
     /// 4K pages after a PSMASH, each in its own slot.
-    pub(crate) fn split(&mut self, key: u64, pfn: u64, pages: VVec<GuestPage>, slots: VVec<Slot>) {
+    pub(crate) fn split(
+        &mut self,
+        key: u64,
+        pfn: u64,
+        pages: KVVec<GuestPage>,
+        slots: KVVec<Slot>,
+    ) {
         self.registry.remove(&pfn);
         for ((k, page), slot) in (key..).zip(pages).zip(slots) {
             self.track(slot, k, page);

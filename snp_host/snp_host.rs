@@ -54,7 +54,7 @@ module! {
 kernel_ext::param::choice_param!(
     DIRECTMAP: directmap::model::Policy,
     "directmap",
-    "coalesce|split|unmap: what happens to the direct map around guest pages (split: as Linux 7.3; unmap: the SNP RFC's cost, a flush per page and no merging; pages no user mapping reaches are made not present, user-mapped ones write-protected)"
+    "coalesce|split|perpage: what happens to the direct map around guest pages (split: as Linux 7.3; perpage: each page protected with its own flush and never merged, the cost of the SNP RFC)"
 );
 
 kernel_ext::param::choice_param!(

@@ -2,7 +2,7 @@
 
 //! The module's state, shared by the module, every open file and debugfs.
 
-use crate::counters::COUNTERS;
+use crate::counters::{COUNTERS, FAULT_COUNTERS};
 use crate::directmap::{self, DirectMap};
 use crate::ledger::Ledger;
 use crate::rmp::{
@@ -79,6 +79,11 @@ impl Shared {
 
     /// Returns `SNP_HOST_GET_STATS`.
     pub(crate) fn stats(&self) -> uapi::Stats {
-        COUNTERS.stats()
+        COUNTERS.snapshot()
+    }
+
+    /// Returns `SNP_HOST_GET_FAULT_STATS`.
+    pub(crate) fn fault_stats(&self) -> uapi::FaultStats {
+        FAULT_COUNTERS.snapshot()
     }
 }

@@ -18,7 +18,8 @@ use kernel::{
 mod abi;
 
 pub(crate) use abi::{
-    Page, //
+    FaultStats, //
+    Page,
     Range,
     Stats,
     Status,
@@ -27,6 +28,7 @@ pub(crate) use abi::{
     CONVERT_RANGE,
     FLAG_RMPREAD,
     FLAG_SEGMENTED_RMP,
+    GET_FAULT_STATS,
     GET_STATS,
     GET_STATUS,
     LOOKUP,
@@ -50,6 +52,8 @@ unsafe impl AsBytes for Page {}
 unsafe impl FromBytes for Stats {}
 // SAFETY: As above.
 unsafe impl AsBytes for Stats {}
+// SAFETY: As above.
+unsafe impl AsBytes for FaultStats {}
 // SAFETY: As above.
 unsafe impl FromBytes for Range {}
 // SAFETY: As above.

@@ -621,6 +621,7 @@ fn every_hardware_code_decodes_and_encodes() {
         RmpError::NotCovered,
         RmpError::NoMemory,
         RmpError::SnpDisabled,
+        RmpError::SnpUnknown,
     ]
     .into_iter()
     .filter(|e| e.is_transient())
@@ -629,6 +630,7 @@ fn every_hardware_code_decodes_and_encodes() {
     assert_eq!(RmpError::Unexpected(9).code(), Some(9));
     assert_eq!(RmpError::NotCovered.code(), None);
     assert_eq!(RmpError::SnpDisabled.code(), None);
+    assert_eq!(RmpError::SnpUnknown.code(), None);
 }
 
 // ---- Decoders --------------------------------------------------------------------

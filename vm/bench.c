@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The workload of `make bench`, run inside the test VM once per direct-map
- * policy (snp_host.ko loaded with directmap=split, unmap or coalesce).
+ * policy (snp_host.ko loaded with directmap=split, perpage or coalesce).
  *
  * A pool of THP-backed anonymous memory (1 GiB by default, so 512 2M
  * regions) goes through four seeded phases; the same seed picks the same
@@ -82,7 +82,7 @@ static const char * const stat_names[] = {
 #define STAT_PRIVATE_2M		1
 #define STAT_FIRST_DM		8
 
-static const char * const policy_names[] = { "none", "split", "unmap", "coalesce" };
+static const char * const policy_names[] = { "none", "split", "perpage", "coalesce" };
 
 #define PATH_DIRECTMAP		"/sys/kernel/debug/snp_host/directmap"
 #define PATH_PTDUMP		"/sys/kernel/debug/page_tables/kernel"

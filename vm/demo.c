@@ -115,7 +115,7 @@ int main(void)
 		       st.backend == SNP_HOST_BACKEND_HARDWARE ? "hardware" : "emulated",
 		       (unsigned long long)st.max_pfn,
 		       st.directmap_policy == SNP_HOST_DIRECTMAP_COALESCE ? "coalesce" :
-		       st.directmap_policy == SNP_HOST_DIRECTMAP_SPLIT ? "split" : "unmap");
+		       st.directmap_policy == SNP_HOST_DIRECTMAP_SPLIT ? "split" : "perpage");
 	stats();
 
 	a = thp();

@@ -12,7 +12,7 @@
 //! - [`Policy::Split`] is Linux 7.3: before a 4K page becomes guest-owned its
 //!   2M/1G mapping is split to 4K (and marked to stay so); pages stay mapped;
 //!   nothing is ever merged. A 2M page splits nothing.
-//! - [`Policy::Unmap`] is the RFC of seed 001: each guest page is taken out of
+//! - [`Policy::PerPage`] is the RFC of seed 001: each guest page is taken out of
 //!   the direct map on its own, with a TLB flush per page, and put back
 //!   later; nothing is merged.
 //! - [`Policy::Coalesce`] takes guest pages out too, but only splits what that
@@ -38,7 +38,7 @@ pub enum Policy {
     /// Split to 4K and keep mapped; never merge (Linux 7.3).
     Split,
     /// Protect and restore with a flush per page; never merge (seed 001).
-    Unmap,
+    PerPage,
     /// Protect and restore with one flush per batch; merge back when empty.
     Coalesce,
 }
@@ -57,7 +57,7 @@ impl Policy {
     pub const fn abi(self) -> u32 {
         match self {
             Policy::Split => 1,
-            Policy::Unmap => 2,
+            Policy::PerPage => 2,
             Policy::Coalesce => 3,
         }
     }
@@ -79,8 +79,8 @@ impl Policy {
     /// ```
     /// use snp_host_model::directmap::model::{Policy, Protection};
     ///
-    /// assert_eq!(Policy::Unmap.protection(true), Some(Protection::ReadOnly));
-    /// assert_eq!(Policy::Unmap.protection(false), Some(Protection::NotPresent));
+    /// assert_eq!(Policy::PerPage.protection(true), Some(Protection::ReadOnly));
+    /// assert_eq!(Policy::PerPage.protection(false), Some(Protection::NotPresent));
     /// assert_eq!(Policy::Split.protection(false), None);
     /// ```
     pub const fn protection(self, user_mapped: bool) -> Option<Protection> {
@@ -121,6 +121,12 @@ pub struct Release {
     pub restore: bool,
     /// The region holds no guest page any more: merge it back into a large mapping.
     pub merge: bool,
+    /// Split the mapping of a returning 4K page to 4K first, as Linux does before
+    /// every 4K RMPUPDATE: after a PSMASH its 511 neighbours are still guest-owned,
+    /// so a large mapping over it would make every host write to it an RMP fault.
+    /// Only under the policy that never protects (the others restore the page,
+    /// which splits a protected large mapping by itself).
+    pub split_4k: bool,
 }
 
 /// The module's accounting of one 2M region of the direct map.
@@ -179,7 +185,7 @@ impl Region {
                 split_4k: four_k,
                 ..Prepare::default()
             },
-            Policy::Unmap => Prepare {
+            Policy::PerPage => Prepare {
                 protect: true,
                 flush_now: true,
                 ..Prepare::default()
@@ -200,6 +206,7 @@ impl Region {
     pub fn make_shared(&mut self, policy: Policy, pages: u32) -> Result<Release, Error> {
         self.private = self.private.checked_sub(pages).ok_or(Error::Underflow)?;
         Ok(Release {
+            split_4k: !policy.protects() && pages == 1,
             restore: policy.protects(),
             // Only what was a large mapping before the module came is merged: a region
             // the kernel had split for its own reasons stays as the kernel left it.
@@ -281,7 +288,7 @@ mod tests {
         );
         let mut r = Region::new(Level::Size2M);
         assert_eq!(
-            r.make_private(Policy::Unmap, 1),
+            r.make_private(Policy::PerPage, 1),
             Ok(Prepare {
                 split_4k: false,
                 protect: true,
@@ -300,13 +307,13 @@ mod tests {
         for user_mapped in [true, false] {
             assert_eq!(Policy::Split.protection(user_mapped), None);
         }
-        for policy in [Policy::Unmap, Policy::Coalesce] {
+        for policy in [Policy::PerPage, Policy::Coalesce] {
             // No user input may reach a not-present page through the kernel.
             assert_eq!(policy.protection(true), Some(Protection::ReadOnly));
             assert_eq!(policy.protection(false), Some(Protection::NotPresent));
         }
         assert_eq!(Policy::Split.abi(), 1);
-        assert_eq!(Policy::Unmap.abi(), 2);
+        assert_eq!(Policy::PerPage.abi(), 2);
         assert_eq!(Policy::Coalesce.abi(), 3);
     }
 
@@ -329,21 +336,29 @@ mod tests {
             r.make_shared(Policy::Coalesce, 1),
             Ok(Release {
                 restore: true,
-                merge: false
+                merge: false,
+                split_4k: false,
             })
         );
-        // The other policies never merge; split never unmapped, so never restores.
-        for (policy, restore) in [(Policy::Split, false), (Policy::Unmap, true)] {
+        // The other policies never merge; split never unmapped, so never restores, but
+        // splits the mapping of a returning 4K page as Linux does (after a PSMASH its
+        // neighbours may still be guest-owned).
+        for (policy, restore) in [(Policy::Split, false), (Policy::PerPage, true)] {
             let mut r = Region::new(Level::Size2M);
             r.make_private(policy, 1).unwrap();
             assert_eq!(
                 r.make_shared(policy, 1),
                 Ok(Release {
                     restore,
-                    merge: false
+                    merge: false,
+                    split_4k: !restore,
                 })
             );
         }
+        // A 2M page returned whole needs no split.
+        let mut r = Region::new(Level::Size2M);
+        r.make_private(Policy::Split, 512).unwrap();
+        assert!(!r.make_shared(Policy::Split, 512).unwrap().split_4k);
     }
 
     #[test]

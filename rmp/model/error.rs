@@ -85,6 +85,9 @@ pub enum RmpError {
     /// SNP is not enabled on this CPU (`SYSCFG.SNPEn` clear): the host instructions would
     /// raise #UD, so none was issued (hardware backend only).
     SnpDisabled,
+    /// `SYSCFG` could not be read, so whether SNP is enabled is unknown and no
+    /// instruction was issued; the page's state is unknown too (hardware backend only).
+    SnpUnknown,
 }
 
 impl RmpError {
@@ -125,7 +128,7 @@ impl RmpError {
             Self::FailSizeMismatch => Some(6),
             Self::FailNotExpandable => Some(7),
             Self::Unexpected(code) => Some(code),
-            Self::NotCovered | Self::NoMemory | Self::SnpDisabled => None,
+            Self::NotCovered | Self::NoMemory | Self::SnpDisabled | Self::SnpUnknown => None,
         }
     }
 
@@ -161,6 +164,7 @@ impl core::fmt::Display for RmpError {
             Self::NotCovered => f.write_str("page not covered by the RMP"),
             Self::NoMemory => f.write_str("out of memory for RMP entries"),
             Self::SnpDisabled => f.write_str("SNP is not enabled (SYSCFG.SNPEn clear)"),
+            Self::SnpUnknown => f.write_str("SYSCFG unreadable: whether SNP is enabled is unknown"),
         }
     }
 }

@@ -22,13 +22,15 @@
 /* snp_host_status.flags */
 #define SNP_HOST_FLAG_RMPREAD		(1U << 0)	/* the CPU has RMPREAD */
 #define SNP_HOST_FLAG_SEGMENTED_RMP	(1U << 1)	/* the RMP is segmented */
-#define SNP_HOST_FLAG_KERNEL_HOOKS	(1U << 2)	/* the kernel's fault path calls this module */
-#define SNP_HOST_FLAG_USER_WP		(1U << 3)	/* user mappings of guest pages are write-protected */
+#define SNP_HOST_FLAG_KERNEL_HOOKS	(1U << 2)	/* the fault path calls the module */
+#define SNP_HOST_FLAG_USER_WP		(1U << 3)	/* user mappings of guest pages are RO */
 
 /* snp_host_status.directmap_policy (module parameter directmap=) */
-#define SNP_HOST_DIRECTMAP_SPLIT	1	/* split to 4K, keep mapped, never merge (Linux 7.3) */
-#define SNP_HOST_DIRECTMAP_UNMAP	2	/* split, unmap, restore, never merge (seed 001) */
-#define SNP_HOST_DIRECTMAP_COALESCE	3	/* unmap, restore, merge back; batched flushes */
+#define SNP_HOST_DIRECTMAP_SPLIT	1	/* split to 4K, stay mapped, no merge (7.3) */
+#define SNP_HOST_DIRECTMAP_PERPAGE	2	/* protect each page, flush each, no merge */
+#define SNP_HOST_DIRECTMAP_COALESCE	3	/* protect, restore, merge back; batched flushes */
+/* The old name of 2, which never unmapped the pages user space maps. */
+#define SNP_HOST_DIRECTMAP_UNMAP	SNP_HOST_DIRECTMAP_PERPAGE
 
 /* snp_host_page.level */
 #define SNP_HOST_LEVEL_4K		0
@@ -108,7 +110,8 @@ struct snp_host_fault_stats {
 #define SNP_HOST_LOOKUP		_IOWR(SNP_HOST_IOCTL_TYPE, 0x01, struct snp_host_page)
 #define SNP_HOST_MAKE_PRIVATE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x02, struct snp_host_page)
 #define SNP_HOST_MAKE_SHARED	_IOWR(SNP_HOST_IOCTL_TYPE, 0x03, struct snp_host_page)
-#define SNP_HOST_PSMASH		_IOWR(SNP_HOST_IOCTL_TYPE, 0x04, struct snp_host_page)	/* hva 2M-aligned */
+/* SNP_HOST_PSMASH: hva 2M-aligned */
+#define SNP_HOST_PSMASH		_IOWR(SNP_HOST_IOCTL_TYPE, 0x04, struct snp_host_page)
 #define SNP_HOST_CONVERT_RANGE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x05, struct snp_host_range)
 #define SNP_HOST_GET_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x07, struct snp_host_stats)
 #define SNP_HOST_GET_FAULT_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x08, struct snp_host_fault_stats)

@@ -40,7 +40,7 @@
 #include "snp_host_check.h"
 
 #define BIG_PAGES		(512UL << 20 >> 12)	/* 512 MiB of 4K pages */
-#define BATCH_PAGES		4096	/* the module's batch, snp_host/dev.rs */
+#define BATCH_PAGES		4096	/* the module's batch, snp_host/convert.rs */
 #define WATCHDOG_THRESH		"/proc/sys/kernel/watchdog_thresh"
 #define HUNG_TASK_TIMEOUT	"/proc/sys/kernel/hung_task_timeout_secs"
 

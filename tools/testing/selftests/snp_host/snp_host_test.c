@@ -188,8 +188,8 @@ TEST_F(snp, status)
 	ASSERT_NE(NULL, policy);
 	if (!strcmp(policy, "split\n")) {
 		EXPECT_EQ((__u32)SNP_HOST_DIRECTMAP_SPLIT, s->directmap_policy);
-	} else if (!strcmp(policy, "unmap\n")) {
-		EXPECT_EQ((__u32)SNP_HOST_DIRECTMAP_UNMAP, s->directmap_policy);
+	} else if (!strcmp(policy, "perpage\n")) {
+		EXPECT_EQ((__u32)SNP_HOST_DIRECTMAP_PERPAGE, s->directmap_policy);
 	} else {
 		EXPECT_EQ((__u32)SNP_HOST_DIRECTMAP_COALESCE, s->directmap_policy)
 			TH_LOG("directmap=%s", policy);
