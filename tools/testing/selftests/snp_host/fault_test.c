@@ -47,6 +47,7 @@
 #define ASID			1
 #define MAX_HELD		16
 #define MAX_MAPS		16
+#define MAX_FDS			8
 #define ALARM_S			20	/* a test that hangs dies of SIGALRM */
 #define KMSG_REC		8192	/* a kernel-log record, as kmsg_scan() reads it */
 
@@ -166,6 +167,8 @@ struct fault_ctx {
 	int nheld;
 	struct mapping map[MAX_MAPS];
 	int nmap;
+	int fds[MAX_FDS];	/* other files of the test, closed by the teardown */
+	int nfds;
 	int fd2;		/* a second file, when a test needs one */
 	pid_t child;		/* a child to kill, when a test has one */
 	long long huge_nr;	/* nr_hugepages to put back, -1: untouched */
@@ -233,6 +236,8 @@ FIXTURE_TEARDOWN(fault)
 		release(&ctx->held[i]);
 	if (ctx->fd2 >= 0)
 		close(ctx->fd2);
+	for (i = 0; i < ctx->nfds; i++)
+		close(ctx->fds[i]);
 	if (ctx->env.fd >= 0)
 		close(ctx->env.fd);
 	/* Unmapped only now: a page still private (pinned) is not freed. */
@@ -249,6 +254,27 @@ static void add_map(struct __test_metadata *_metadata, struct fault_ctx *ctx,
 {
 	ASSERT_GT(MAX_MAPS, ctx->nmap);
 	ctx->map[ctx->nmap++] = (struct mapping){ .addr = addr, .len = len };
+}
+
+/* Keeps @fd (which must be open) for the teardown to close; returns it. */
+static int keep_fd(struct __test_metadata *_metadata, struct fault_ctx *ctx, int fd)
+{
+	ASSERT_LE(0, fd) TH_LOG("open: %s", strerror(errno));
+	ASSERT_GT(MAX_FDS, ctx->nfds);
+	ctx->fds[ctx->nfds++] = fd;
+	return fd;
+}
+
+/* Closes the second file; the teardown forgets the pages held through it. */
+static void close_fd2(struct __test_metadata *_metadata, struct fault_ctx *ctx)
+{
+	int i;
+
+	for (i = 0; i < ctx->nheld; i++)
+		if (ctx->held[i].fd == ctx->fd2)
+			ctx->held[i].npages = 0;
+	ASSERT_EQ(0, close(ctx->fd2));
+	ctx->fd2 = -1;
 }
 
 /* Remembers @npages 4K pages from @hva as possibly private through @fd. */
@@ -829,8 +855,7 @@ TEST_F(fault, file_mappings_einval)
 	char *m;
 	int mfd;
 
-	mfd = memfd_create("fault_test", MFD_CLOEXEC);
-	ASSERT_LE(0, mfd);
+	mfd = keep_fd(_metadata, ctx, memfd_create("fault_test", MFD_CLOEXEC));
 	ASSERT_EQ(0, ftruncate(mfd, SZ_4K));
 	m = mmap(NULL, SZ_4K, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
 	ASSERT_NE(MAP_FAILED, m);
@@ -849,7 +874,6 @@ TEST_F(fault, file_mappings_einval)
 	pg = snp_page(m, 0x9000, ASID, 0);
 	expect_refused(_metadata, &ctx->env, ctx->env.fd, SNP_HOST_MAKE_PRIVATE, &pg,
 		       EINVAL, 0, probe, 1, "shared memfd mapping");
-	close(mfd);
 
 	m = mmap(NULL, SZ_4K, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, m);
@@ -941,8 +965,7 @@ TEST_F(fault, uaccess_read_write)
 	priv = p + SZ_4K;
 	make_private(_metadata, ctx, ctx->env.fd, priv, 0x60001000ULL, 0);
 	memcpy(saved, priv, SZ_4K);
-	zfd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
-	ASSERT_LE(0, zfd);
+	zfd = keep_fd(_metadata, ctx, open("/dev/zero", O_RDONLY | O_CLOEXEC));
 	read_fault_stats(_metadata, ctx->env.fd, &f0);
 
 	errno = 0;
@@ -951,12 +974,13 @@ TEST_F(fault, uaccess_read_write)
 					strerror(errno));
 	EXPECT_EQ((ssize_t)SZ_4K, read(zfd, p, SZ_4K));
 	EXPECT_EQ(0, p[0] | p[SZ_4K - 1]);
-	close(zfd);
 	read_fault_stats(_metadata, ctx->env.fd, &f1);
 	EXPECT_LE(1LL, fdelta(&f0, &f1).uaccess_refused);
 
-	/* A pipe keeps what it could not deliver. */
-	ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+	/* A pipe keeps what it could not deliver (non-blocking: never waits). */
+	ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC | O_NONBLOCK));
+	keep_fd(_metadata, ctx, pfd[0]);
+	keep_fd(_metadata, ctx, pfd[1]);
 	memset(buf, 0x77, sizeof(buf));
 	ASSERT_EQ((ssize_t)SZ_4K, write(pfd[1], buf, SZ_4K));
 	errno = 0;
@@ -972,8 +996,6 @@ TEST_F(fault, uaccess_read_write)
 	EXPECT_EQ((ssize_t)SZ_4K, write(pfd[1], priv, SZ_4K));
 	EXPECT_EQ((ssize_t)SZ_4K, read(pfd[0], buf, SZ_4K));
 	EXPECT_EQ(0, memcmp(saved, buf, SZ_4K));
-	close(pfd[0]);
-	close(pfd[1]);
 
 	EXPECT_EQ(0, memcmp(saved, priv, SZ_4K));
 	EXPECT_EQ(0LL, fdelta(&f0, &f2).sigbus) TH_LOG("a kernel access sent SIGBUS");
@@ -997,8 +1019,7 @@ TEST_F(fault, uaccess_thp_neighbour)
 	alarm(ALARM_S);
 	make_private(_metadata, ctx, ctx->env.fd, t.base + k * SZ_4K, 0x6000a000ULL, 0);
 	memcpy(saved, t.base + k * SZ_4K, SZ_4K);
-	zfd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
-	ASSERT_LE(0, zfd);
+	zfd = keep_fd(_metadata, ctx, open("/dev/zero", O_RDONLY | O_CLOEXEC));
 	split0 = split_pmd_count(_metadata);
 	read_fault_stats(_metadata, ctx->env.fd, &f0);
 
@@ -1008,7 +1029,6 @@ TEST_F(fault, uaccess_thp_neighbour)
 	errno = 0;
 	EXPECT_EQ(-1, read(zfd, t.base + k * SZ_4K, SZ_4K));
 	EXPECT_EQ(EFAULT, errno);
-	close(zfd);
 	read_fault_stats(_metadata, ctx->env.fd, &f1);
 	EXPECT_EQ(1LL, fdelta(&f0, &f1).thp_splits);
 	EXPECT_LE(1LL, fdelta(&f0, &f1).uaccess_refused);
@@ -1090,8 +1110,7 @@ TEST_F(fault, proc_self_mem)
 	make_private(_metadata, ctx, ctx->env.fd, priv, 0x71001000ULL, 0);
 	memcpy(saved, priv, SZ_4K);
 	pfn = pagemap_pfn(priv);
-	mfd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, mfd);
+	mfd = keep_fd(_metadata, ctx, open("/proc/self/mem", O_RDWR | O_CLOEXEC));
 	memset(buf, 0xa5, sizeof(buf));
 	read_fault_stats(_metadata, ctx->env.fd, &f0);
 
@@ -1114,7 +1133,6 @@ TEST_F(fault, proc_self_mem)
 	ASSERT_EQ(0, mprotect(priv, SZ_4K, PROT_READ | PROT_WRITE));
 	read_fault_stats(_metadata, ctx->env.fd, &f2);
 	EXPECT_LE(1LL, fdelta(&f1, &f2).gup_refused);
-	close(mfd);
 
 	EXPECT_EQ(pfn, pagemap_pfn(priv)) TH_LOG("FOLL_FORCE replaced the private page");
 	EXPECT_EQ(0, memcmp(saved, priv, SZ_4K));
@@ -1184,6 +1202,10 @@ TEST_F(fault, ptrace_poke)
 	add_map(_metadata, ctx, rep, sizeof(*rep));
 	ASSERT_EQ(0, pipe2(ready, O_CLOEXEC));
 	ASSERT_EQ(0, pipe2(go, O_CLOEXEC));
+	keep_fd(_metadata, ctx, ready[0]);
+	keep_fd(_metadata, ctx, ready[1]);
+	keep_fd(_metadata, ctx, go[0]);
+	keep_fd(_metadata, ctx, go[1]);
 	read_fault_stats(_metadata, ctx->env.fd, &f0);
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -1217,10 +1239,6 @@ TEST_F(fault, ptrace_poke)
 	EXPECT_NE(0ULL, rep->pfn);
 	read_fault_stats(_metadata, ctx->env.fd, &f1);
 	EXPECT_LE(1LL, fdelta(&f0, &f1).gup_refused);
-	close(ready[0]);
-	close(ready[1]);
-	close(go[0]);
-	close(go[1]);
 	alarm(0);
 }
 
@@ -1481,8 +1499,7 @@ TEST_F(fault, shared_again)
 	expect_store(_metadata, p + 1, 0x7a, "after MAKE_SHARED");
 	EXPECT_EQ(pfn[0], pagemap_pfn(p));
 
-	ASSERT_EQ(0, close(ctx->fd2));
-	ctx->fd2 = -1;
+	close_fd2(_metadata, ctx);
 	EXPECT_EQ(0, lookup_bad(_metadata, ctx->env.fd, p + SZ_4K, &unassigned, &budget));
 	expect_store(_metadata, p + SZ_4K + 1, 0x7b, "after close");
 	EXPECT_EQ(pfn[1], pagemap_pfn(p + SZ_4K));
