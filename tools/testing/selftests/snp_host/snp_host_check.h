@@ -245,6 +245,38 @@ static inline int stats_diff(struct __test_metadata *_metadata,
 	return diff;
 }
 
+static inline void read_fault_stats(struct __test_metadata *_metadata, int fd,
+				    struct snp_host_fault_stats *fs)
+{
+	int ret = snp_get_fault_stats(fd, fs);
+
+	ASSERT_EQ(0, ret) TH_LOG("GET_FAULT_STATS: %s", strerror(-ret));
+}
+
+/* Logs each fault counter that changed from @x to @y; returns how many did. */
+static inline int fault_stats_diff(struct __test_metadata *_metadata,
+				   const struct snp_host_fault_stats *x,
+				   const struct snp_host_fault_stats *y,
+				   const char *what)
+{
+	static const char *const names[] = {
+		"user_faults", "thp_splits", "sigbus", "no_progress",
+		"uaccess_refused", "gup_refused", "kernel_faults",
+	};
+	const __u64 *a = (const __u64 *)x, *b = (const __u64 *)y;
+	size_t i, n = sizeof(*x) / sizeof(__u64);
+	int diff = 0;
+
+	for (i = 0; i < n; i++) {
+		if (a[i] == b[i])
+			continue;
+		diff++;
+		TH_LOG("%s: %s %llu -> %llu", what,
+		       i < ARRAY_SIZE(names) ? names[i] : "reserved", a[i], b[i]);
+	}
+	return diff;
+}
+
 static inline void expect_same(struct __test_metadata *_metadata,
 			       const struct snap *a, const struct snap *b,
 			       const char *what)

@@ -38,6 +38,9 @@
 #define SNP_DEBUGFS_STATUS	SNP_DEBUGFS "/status"
 #define SNP_DEBUGFS_RMP		SNP_DEBUGFS "/rmp"
 #define SNP_DEBUGFS_LOOKUP	SNP_DEBUGFS "/lookup"
+#define SNP_DEBUGFS_FAULTS	SNP_DEBUGFS "/faults"	/* the last RMP fault decisions */
+#define SNP_DEBUGFS_KWRITE	SNP_DEBUGFS "/kwrite"	/* a kernel write to a private PFN */
+#define SNP_DEBUGFS_FORCE_RETRY	SNP_DEBUGFS "/force_retry"	/* optional: decide RETRY */
 #define THP_ENABLED		"/sys/kernel/mm/transparent_hugepage/enabled"
 #define NR_HUGEPAGES		"/proc/sys/vm/nr_hugepages"
 
@@ -113,6 +116,12 @@ static inline int snp_get_status(int fd, struct snp_host_status *st)
 {
 	memset(st, 0, sizeof(*st));
 	return snp_ioctl(fd, SNP_HOST_GET_STATUS, st);
+}
+
+static inline int snp_get_fault_stats(int fd, struct snp_host_fault_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	return snp_ioctl(fd, SNP_HOST_GET_FAULT_STATS, st);
 }
 
 /*
@@ -386,6 +395,20 @@ static inline int write_ll(const char *path, long long v)
 		return -errno;
 	len = snprintf(buf, sizeof(buf), "%lld\n", v);
 	ret = write(fd, buf, len) == len ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
+/* Writes the string @s to a (pseudo-)file in one write; 0 or a negative errno. */
+static inline int write_str(const char *path, const char *s)
+{
+	ssize_t len = strlen(s);
+	int fd, ret;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, s, len) == len ? 0 : errno ? -errno : -EIO;
 	close(fd);
 	return ret;
 }
