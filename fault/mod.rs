@@ -2,8 +2,11 @@
 
 //! RMP page faults: THP split and retry, SIGBUS, reports of kernel faults.
 
-// Shared with the host crate, see `rmp/mod.rs`.
-#[allow(unreachable_pub, dead_code, unused_imports)]
+// Shared with the host crate; why `unreachable_pub` is expected: `rmp/mod.rs`.
+#[expect(
+    unreachable_pub,
+    reason = "public for the host crate, crate-private here; see rmp/mod.rs"
+)]
 pub(crate) mod model;
 
 use kernel::prelude::*;

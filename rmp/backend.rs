@@ -276,6 +276,17 @@ impl Backend {
         }
     }
 
+    /// Reads the record of `pfn` without sleeping, for atomic context (an oops, a
+    /// fault report): `None` when the emulated RMP is busy.
+    pub(crate) fn try_rmpread(&self, pfn: u64) -> Option<Result<Record, RmpError>> {
+        match &self.inner {
+            // SAFETY: Only a read is issued through the handle; RMPREAD and the mapped
+            // table need no lock.
+            Inner::Hardware(hw) => Some(unsafe { hw.handle() }.rmpread(pfn)),
+            Inner::Emulated(e) => e.try_lock().map(|rmp| rmp.rmpread(pfn)),
+        }
+    }
+
     /// Looks `pfn` up the way Linux's `snp_lookup_rmpentry()` does.
     pub(crate) fn lookup(&self, pfn: u64) -> Result<Lookup, RmpError> {
         match &self.inner {

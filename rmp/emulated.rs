@@ -84,6 +84,11 @@ impl EmulatedRmp {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Emulated<TreeStore>> {
         self.inner.lock()
     }
+
+    /// Locks the emulated RMP if nobody holds it, without sleeping.
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, Emulated<TreeStore>>> {
+        self.inner.try_lock()
+    }
 }
 
 #[kunit_tests(snp_host_emulated)]

@@ -217,3 +217,30 @@ pub(crate) unsafe fn collapse(pfns: &[u64]) -> Result<u32> {
     let made = unsafe { bindings::set_direct_map_collapse(pages.as_mut_ptr(), n) };
     u32::try_from(made).map_err(|_| Error::from_errno(made))
 }
+
+/// Writes the first byte of `pfn` back to itself through the direct map with a
+/// fault-tolerant kernel access, as a stray kernel write would, and returns
+/// whether the write went through (`Ok`) or faulted (`EFAULT`).
+///
+/// The byte written is the one read just before, so the page is left as it was
+/// if the write succeeds; under the module's policies a guest page is
+/// write-protected (or not present) in the direct map, so the write faults,
+/// and the kernel's fault path reports it as an RMP violation first.
+///
+/// # Safety
+///
+/// `pfn` is RAM that the caller tracks (a guest page pinned by the module), so
+/// its direct-map address is valid and no other writer changes the byte
+/// between the read and the write back.
+pub(crate) unsafe fn probe_write(pfn: u64) -> Result {
+    // SAFETY: `page_of(pfn)` is the page of RAM `pfn` (the caller's contract);
+    // `page_address()` is arithmetic on the direct map (no highmem on x86-64).
+    let addr = unsafe { bindings::page_address(page_of(pfn)) };
+    let mut byte = 0u8;
+    // SAFETY: Both calls handle faults themselves and touch one byte: `byte` is a
+    // valid local, `addr` a direct-map address.
+    unsafe {
+        to_result(bindings::copy_from_kernel_nofault((&raw mut byte).cast(), addr, 1) as i32)?;
+        to_result(bindings::copy_to_kernel_nofault(addr, (&raw const byte).cast(), 1) as i32)
+    }
+}

@@ -14,5 +14,7 @@ pub(crate) mod insn;
 pub(crate) mod memory;
 pub(crate) mod msr;
 pub(crate) mod param;
+pub(crate) mod rmp_ops;
 pub(crate) mod sched;
+pub(crate) mod task;
 pub(crate) mod user_pages;

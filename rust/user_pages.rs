@@ -19,6 +19,7 @@ use core::ptr::NonNull;
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
     bindings, current,
+    error::to_result,
     mm::Mm,
     prelude::*,
     sync::{aref::ARef, atomic::Atomic, atomic::Relaxed},
@@ -81,9 +82,10 @@ impl Drop for PinnedPage {
 /// # Errors
 ///
 /// `EFAULT` when the range is not mapped (or the caller has no address space),
-/// `EINVAL` when it crosses a VMA boundary or is file-backed, shared, hugetlbfs or
-/// a special mapping, and what `pin_user_pages()` returns (`ENOMEM`, ...).
-pub(crate) fn pin_anon(hva: usize, count: usize) -> Result<KVVec<PinnedPage>> {
+/// `EINVAL` when it crosses a VMA boundary or is file-backed, shared, hugetlbfs
+/// (unless `hugetlb` allows private hugetlbfs pages) or a special mapping, and what
+/// `pin_user_pages()` returns (`ENOMEM`, ...).
+pub(crate) fn pin_anon(hva: usize, count: usize, hugetlb: bool) -> Result<KVVec<PinnedPage>> {
     let len = count.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
     let end = hva.checked_add(len).ok_or(EINVAL)?;
     let task = current!();
@@ -101,14 +103,15 @@ pub(crate) fn pin_anon(hva: usize, count: usize) -> Result<KVVec<PinnedPage>> {
         if end > vma.end() {
             return Err(EINVAL);
         }
-        let refused = bindings::VM_SHARED
-            | bindings::VM_HUGETLB
-            | bindings::VM_IO
-            | bindings::VM_PFNMAP
-            | bindings::VM_MIXEDMAP;
+        let refused =
+            bindings::VM_SHARED | bindings::VM_IO | bindings::VM_PFNMAP | bindings::VM_MIXEDMAP;
         // SAFETY: `vma` is valid while the mmap read lock is held.
         let anonymous = unsafe { bindings::vma_is_anonymous(vma.as_ptr()) };
-        if !anonymous || vma.flags() & refused != 0 {
+        // Private hugetlbfs pages cannot be split, but they need not be: where the
+        // kernel's fault hooks are in place, a write anywhere in one that holds a
+        // guest page is refused (SIGBUS) instead.
+        let huge = vma.flags() & bindings::VM_HUGETLB != 0;
+        if !(anonymous || hugetlb && huge) || vma.flags() & refused != 0 {
             return Err(EINVAL);
         }
         let flags = bindings::FOLL_WRITE | bindings::FOLL_LONGTERM;
@@ -213,6 +216,19 @@ impl PinAccount {
             account: self,
             pages,
         })
+    }
+
+    /// Write-protects the user mappings of `[hva, hva + len)` in this address space,
+    /// a huge mapping whole (without splitting it), so that any write to them
+    /// faults and reaches the module's fault hook.
+    ///
+    /// # Errors
+    ///
+    /// What the kernel returns (`ENOMEM` when page tables cannot be allocated).
+    pub(crate) fn wrprotect(&self, hva: usize, len: usize) -> Result {
+        // SAFETY: `self.mm` is a valid `mm_struct` (mmgrab); making user mappings
+        // read-only is always memory-safe, and the kernel takes the mmap lock itself.
+        to_result(unsafe { bindings::snp_user_wrprotect(self.mm.as_raw(), hva, len) })
     }
 
     /// Drops the charge of `pages` base pages that are no longer pinned.

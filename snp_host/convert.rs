@@ -31,9 +31,11 @@ use crate::counters::COUNTERS;
 use crate::directmap::{self, Batch};
 use crate::kernel_ext::{
     sched,
+    task::RateLimit,
     user_pages::{Charge, PinAccount, PinnedPage},
 };
 use crate::ledger::{Books, FilePages, Slot, Spare};
+use crate::owned::Owned;
 use crate::rmp::{
     backend::{Backend, ErrDisplay},
     model::{PageSize, RmpError, State},
@@ -41,6 +43,7 @@ use crate::rmp::{
 use crate::state::Shared;
 use crate::uapi::PrivateRequest;
 use core::mem::ManuallyDrop;
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
     prelude::*,
@@ -177,15 +180,22 @@ impl Held {
     }
 }
 
+/// Leak reports are rate-limited: the count (`leaked_pages`) is exact, the log is
+/// not, so that a process cannot flood it.
+static LEAK_LOG: RateLimit = RateLimit::new();
+
 impl Drop for Held {
     fn drop(&mut self) {
         let pages = self.size.pages();
+        COUNTERS.leaked_pages.add(pages);
+        if !LEAK_LOG.allow() {
+            return;
+        }
         pr_err!(
             "pfn {:#x} ({} pages) cannot be returned to the host safely; it stays pinned and off the allocator for good\n",
             self.pfn,
             pages
         );
-        COUNTERS.leaked_pages.add(pages);
         // `pins` is `ManuallyDrop`: the pages are never unpinned, so never freed.
     }
 }
@@ -215,7 +225,10 @@ impl Protected {
 
     /// Undoes [`Candidate::protect`] for a page the RMP refused. If the direct map
     /// cannot be restored, the page comes back and must be leaked.
-    pub(crate) fn unprotect(self, batch: &mut Batch<'_>) -> Result<Candidate, Self> {
+    pub(crate) fn unprotect(self, owned: &Owned, batch: &mut Batch<'_>) -> Result<Candidate, Self> {
+        // Never assigned: no longer a guest page for the hooks (a no-op if it was
+        // not published yet).
+        owned.release(self.0.pfn, self.0.size);
         // SAFETY: The page is pinned and claimed (`Held`), and `batch` made it private.
         match unsafe { batch.make_shared(&self.0.page()) } {
             Ok(()) => {
@@ -257,11 +270,19 @@ impl GuestPage {
 
     /// Returns the page to the host in the RMP. On error the page is still guest-owned
     /// and comes back: the caller tracks it again (transient) or leaks it.
-    pub(crate) fn unassign(self, backend: &Backend) -> Result<Unassigned, (Self, RmpError)> {
+    pub(crate) fn unassign(
+        self,
+        backend: &Backend,
+        owned: &Owned,
+    ) -> Result<Unassigned, (Self, RmpError)> {
         // SAFETY: The page is pinned by the module and was assigned by it (type
         // invariant); making it shared hands nothing to a guest.
         match unsafe { backend.rmpupdate(self.0.pfn, &State::shared(self.0.size)) } {
-            Ok(()) => Ok(Unassigned(self.0)),
+            Ok(()) => {
+                // The host's again: writes to it may proceed from now on.
+                owned.release(self.0.pfn, self.0.size);
+                Ok(Unassigned(self.0))
+            }
             Err(e) => Err((self, e)),
         }
     }
@@ -363,6 +384,9 @@ impl Released {
 
 /// Logs why a guest page is about to be leaked; dropping it does the rest.
 pub(crate) fn report_leak(pfn: u64, e: RmpError) {
+    if !LEAK_LOG.allow() {
+        return;
+    }
     pr_err!(
         "pfn {:#x}: the RMP refused to return it to the host ({}); leaking it\n",
         pfn,
@@ -442,6 +466,7 @@ pub(crate) const BATCH_PAGES: u64 = 4096;
 pub(crate) fn make_private(
     shared: &Shared,
     file: &FilePages,
+    account: &PinAccount,
     mut pending: KVVec<Pending>,
     charge: &mut Charge<'_>,
 ) -> (u64, Result) {
@@ -491,6 +516,12 @@ pub(crate) fn make_private(
     // No stale writable translation of these pages may survive their assignment.
     // If the flush failed, no page is assigned and all are unprotected below.
     let flushed = flush(&mut batch).inspect_err(|&e| result = Err(e));
+    if flushed.is_ok() {
+        if let Err((i, e)) = protect_user(shared, account, pending.get(..n).unwrap_or(&[])) {
+            result = Err(e);
+            n = i;
+        }
+    }
 
     for p in pending.iter_mut().take(n) {
         let Ok(flushed) = &flushed else {
@@ -523,7 +554,7 @@ pub(crate) fn make_private(
             }
             // Refused by the RMP: the direct map goes back and the page is unpinned;
             // a page whose direct map cannot be restored must not be freed.
-            (Stage::Protected(page), slot) => match page.unprotect(&mut batch) {
+            (Stage::Protected(page), slot) => match page.unprotect(&shared.owned, &mut batch) {
                 Ok(candidate) => drop(candidate),
                 Err(page) => {
                     if let Some(slot) = slot {
@@ -539,6 +570,42 @@ pub(crate) fn make_private(
         }
     }
     (done, result)
+}
+
+/// Publishes the protected pages of `pending` as guest pages (the lock-free view
+/// the kernel's hooks read) and, where the hooks are in place, write-protects
+/// their user mappings, so that every write to them faults and is judged. The
+/// view comes first: a write landing between the two steps is still refused.
+///
+/// On error, returns the index of the first page that must not be assigned.
+fn protect_user(
+    shared: &Shared,
+    account: &PinAccount,
+    pending: &[Pending],
+) -> Result<(), (usize, Error)> {
+    for p in pending {
+        if let Stage::Protected(page) = &p.stage {
+            shared.owned.claim(page.0.pfn, page.0.size);
+        }
+    }
+    if !shared.hooks.load(Relaxed) {
+        return Ok(());
+    }
+    // One call per run of contiguous addresses (a range is one run).
+    let mut i = 0;
+    while let Some(first) = pending.get(i) {
+        let start = first.req.hva;
+        let mut end = start;
+        let mut j = i;
+        while let Some(p) = pending.get(j).filter(|p| p.req.hva == end) {
+            // CAST: a page is at most 2M.
+            end += p.req.size.bytes() as usize;
+            j += 1;
+        }
+        account.wrprotect(start, end - start).map_err(|e| (i, e))?;
+        i = j;
+    }
+    Ok(())
 }
 
 /// Returns `count` pages of `size` that `file` holds, at user pages `key_of(0..count)`,
@@ -566,7 +633,7 @@ pub(crate) fn make_shared(
             return (i, Err(ENOENT));
         };
         let pfn = guest.pfn();
-        match guest.unassign(backend) {
+        match guest.unassign(backend, &shared.owned) {
             Ok(unassigned) => match unassigned.restore(&mut batch) {
                 Ok(released) => {
                     drop(books.forget(released));
@@ -684,7 +751,7 @@ fn release(shared: &Shared, account: &PinAccount, pages: &mut [Returning]) {
                 continue;
             };
             let pfn = guest.pfn();
-            *r = match guest.unassign(backend) {
+            *r = match guest.unassign(backend, &shared.owned) {
                 Ok(unassigned) => Returning::Unassigned(unassigned),
                 Err((guest, e)) if e.is_transient() && round < CLOSE_ROUNDS => {
                     busy = true;

@@ -9,6 +9,14 @@
 //! - `lookup`: write a PFN (decimal or `0x` hex), read its entry in the same format.
 //! - `directmap`: one line per 2M region the module touched:
 //!   `0x<first pfn> <4K|2M|1G> private=<n>` (its current mapping size, its guest pages).
+//! - `faults`: the last 64 RMP fault decisions, oldest first:
+//!   `<pid> <comm> 0x<address> pfn=0x<pfn> <4K|2M|1G> <decision>`.
+//! - `kwrite` (write only): write a PFN the module holds as a guest page; the
+//!   module writes to it through the direct map as a stray kernel write would,
+//!   which faults and is reported as an RMP violation (`EFAULT`); any other PFN
+//!   is `EINVAL`.
+//! - `force_retry` (emulated backend only): `1` answers every fault as a provider
+//!   that keeps losing a race would, to exercise the no-progress bound.
 
 use crate::rmp::model::PageSize;
 use crate::state::Shared;
@@ -80,6 +88,7 @@ fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         };
         writeln!(f, "entries read with: {}", how)?;
     }
+    writeln!(f, "kernel hooks: {}", s.hooks.load(Relaxed))?;
     crate::counters::COUNTERS.write(f)?;
     crate::counters::FAULT_COUNTERS.write(f)
 }
@@ -102,7 +111,8 @@ fn write_lookup(l: &Lookup, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     entry_line(&l.shared, l.pfn.load(Relaxed), f)
 }
 
-fn read_lookup(l: &Lookup, reader: &mut UserSliceReader) -> Result {
+/// Reads a PFN (decimal or `0x` hex) that the backend covers.
+fn read_pfn(shared: &Shared, reader: &mut UserSliceReader) -> Result<u64> {
     let mut buf = [0u8; 32];
     let n = reader.len();
     let text = buf.get_mut(..n).ok_or(EINVAL)?;
@@ -113,10 +123,53 @@ fn read_lookup(l: &Lookup, reader: &mut UserSliceReader) -> Result {
         None => text.parse::<u64>(),
     }
     .map_err(|_| EINVAL)?;
-    if pfn >= l.shared.backend.end_pfn() {
+    if pfn >= shared.backend.end_pfn() {
         return Err(EINVAL);
     }
-    l.pfn.store(pfn, Relaxed);
+    Ok(pfn)
+}
+
+fn read_lookup(l: &Lookup, reader: &mut UserSliceReader) -> Result {
+    l.pfn.store(read_pfn(&l.shared, reader)?, Relaxed);
+    Ok(())
+}
+
+fn write_faults(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    s.faults.lock().write(f)
+}
+
+/// `kwrite`: a stray kernel write to a guest page the module tracks, through the
+/// direct map; it must fault (and be reported), never succeed silently.
+fn write_kwrite(s: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+    let pfn = read_pfn(s, reader)?;
+    if !s.ledger.holds(pfn) {
+        return Err(EINVAL);
+    }
+    // SAFETY: The ledger holds `pfn` as a guest page: pinned RAM, which no host code
+    // writes (the byte written is the one read).
+    unsafe { crate::kernel_ext::directmap::probe_write(pfn) }
+}
+
+fn write_force_retry(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", u8::from(s.force_retry.load(Relaxed)))
+}
+
+/// `force_retry` (emulated backend only): `1` makes every fault decision answer
+/// as a provider that keeps losing a race would, to test the no-progress bound.
+fn read_force_retry(s: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+    if s.backend.hardware().is_some() {
+        return Err(EPERM);
+    }
+    let mut buf = [0u8; 4];
+    let n = reader.len();
+    let text = buf.get_mut(..n).ok_or(EINVAL)?;
+    reader.read_slice(text)?;
+    let on = match core::str::from_utf8(text).map_err(|_| EINVAL)?.trim() {
+        "0" => false,
+        "1" => true,
+        _ => return Err(EINVAL),
+    };
+    s.force_retry.store(on, Relaxed);
     Ok(())
 }
 
@@ -126,6 +179,9 @@ pub(crate) struct Debugfs {
     _rmp: Pin<KBox<File<Arc<Shared>>>>,
     _directmap: Pin<KBox<File<Arc<Shared>>>>,
     _lookup: Pin<KBox<File<Lookup>>>,
+    _faults: Pin<KBox<File<Arc<Shared>>>>,
+    _kwrite: Pin<KBox<File<Arc<Shared>>>>,
+    _force_retry: Pin<KBox<File<Arc<Shared>>>>,
     _dir: Dir,
 }
 
@@ -153,11 +209,31 @@ impl Debugfs {
             dir.read_write_callback_file(c"lookup", lookup, &write_lookup, &read_lookup),
             GFP_KERNEL,
         )?;
+        let faults = KBox::pin_init(
+            dir.read_callback_file(c"faults", shared.clone(), &write_faults),
+            GFP_KERNEL,
+        )?;
+        let kwrite = KBox::pin_init(
+            dir.write_callback_file(c"kwrite", shared.clone(), &write_kwrite),
+            GFP_KERNEL,
+        )?;
+        let force_retry = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"force_retry",
+                shared.clone(),
+                &write_force_retry,
+                &read_force_retry,
+            ),
+            GFP_KERNEL,
+        )?;
         Ok(Self {
             _status: status,
             _rmp: rmp,
             _directmap: directmap,
             _lookup: lookup,
+            _faults: faults,
+            _kwrite: kwrite,
+            _force_retry: force_retry,
             _dir: dir,
         })
     }

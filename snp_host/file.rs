@@ -21,6 +21,7 @@ use crate::ledger::FilePages;
 use crate::rmp::model::PageSize;
 use crate::state::Shared;
 use crate::uapi;
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
     fs::File,
@@ -47,10 +48,24 @@ fn key(hva: usize) -> u64 {
     (hva >> user_pages::PAGE_SHIFT) as u64
 }
 
+/// Refuses (`EBUSY`) a page that is already a guest page, before it is pinned for
+/// writing: with the user mappings of guest pages write-protected, the pin's write
+/// fault would be refused (`EFAULT`), and would split the THP the page is in.
+fn check_not_owned(shared: &Shared, req: &uapi::PrivateRequest) -> Result {
+    // A read-only look: it faults nothing in for writing.
+    let pfn = user_pages::current_pfn(req.hva)?;
+    if shared.owned.any(pfn, req.size.pages()) {
+        return Err(EBUSY);
+    }
+    Ok(())
+}
+
 /// Pins the page of `req` and checks that it can be assigned at its size.
-fn pin_private(req: uapi::PrivateRequest) -> Result<Pending> {
+fn pin_private(shared: &Shared, req: uapi::PrivateRequest) -> Result<Pending> {
+    check_not_owned(shared, &req)?;
+    let hugetlb = shared.hooks.load(Relaxed);
     let count = usize::try_from(req.size.pages()).map_err(|_| EINVAL)?;
-    let mut pinned = user_pages::pin_anon(req.hva, count)?;
+    let mut pinned = user_pages::pin_anon(req.hva, count, hugetlb)?;
     let page = if req.size == PageSize::Size2M {
         let mut pins = KVec::with_capacity(pinned.len(), GFP_KERNEL_ACCOUNT)?;
         for p in pinned.drain_all() {
@@ -70,11 +85,17 @@ fn pin_private(req: uapi::PrivateRequest) -> Result<Pending> {
 /// range cheaper than page-by-page ioctls; if that fails, pages are pinned one by
 /// one so that the error is reported at the page that caused it. Returns the pages
 /// pinned, in order, and the error that stopped pinning, if any.
-fn pin_range(req: &uapi::RangeRequest, first: u64, count: u64) -> Result<(KVVec<Pending>, Result)> {
+fn pin_range(
+    shared: &Shared,
+    req: &uapi::RangeRequest,
+    first: u64,
+    count: u64,
+) -> Result<(KVVec<Pending>, Result)> {
+    let hugetlb = shared.hooks.load(Relaxed);
     let n = usize::try_from(count).map_err(|_| EINVAL)?;
     let mut pending = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
     if req.size == PageSize::Size4K {
-        if let Ok(pins) = user_pages::pin_anon(req.hva_of(first), n) {
+        if let Ok(pins) = user_pages::pin_anon(req.hva_of(first), n, hugetlb) {
             for (i, pin) in (first..).zip(pins) {
                 let page = req.private_page(i);
                 let p = Pending::new(key(page.hva), page, Candidate::small(pin))?;
@@ -85,7 +106,7 @@ fn pin_range(req: &uapi::RangeRequest, first: u64, count: u64) -> Result<(KVVec<
         }
     }
     for i in first..first + count {
-        match pin_private(req.private_page(i)) {
+        match pin_private(shared, req.private_page(i)) {
             Ok(p) => pending.push(p, GFP_KERNEL_ACCOUNT)?,
             Err(e) => return Ok((pending, Err(e))),
         }
@@ -100,11 +121,17 @@ impl FileState {
             Ok(c) => c,
             Err(e) => return (0, Err(e)),
         };
-        let (pending, pinned) = match pin_range(req, first, count) {
+        let (pending, pinned) = match pin_range(&self.shared, req, first, count) {
             Ok(p) => p,
             Err(e) => return (0, Err(e)),
         };
-        let (n, result) = convert::make_private(&self.shared, &self.pages, pending, &mut charge);
+        let (n, result) = convert::make_private(
+            &self.shared,
+            &self.pages,
+            &self.account,
+            pending,
+            &mut charge,
+        );
         (n, result.and(pinned))
     }
 
@@ -135,11 +162,11 @@ impl FileState {
         let req = p.private_request(self.shared.max_asid)?;
         self.shared.backend.check_immutable(req.immutable)?;
         let mut charge = self.account.charge(req.size.pages())?;
-        let pending = pin_private(req)?;
+        let pending = pin_private(&self.shared, req)?;
         let pfn = pending.pfn();
         let mut one = KVVec::with_capacity(1, GFP_KERNEL_ACCOUNT)?;
         one.push(pending, GFP_KERNEL_ACCOUNT)?;
-        convert::make_private(&self.shared, &self.pages, one, &mut charge).1?;
+        convert::make_private(&self.shared, &self.pages, &self.account, one, &mut charge).1?;
         p.pfn = pfn;
         p.assigned = 1;
         p.validated = 0;

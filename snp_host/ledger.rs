@@ -187,6 +187,24 @@ impl Ledger {
         Registry(self.registry.lock())
     }
 
+    /// Returns whether a file holds `pfn` as part of a guest page (not leaked).
+    pub(crate) fn holds(&self, pfn: u64) -> bool {
+        let registry = self.registry.lock();
+        // An entry that holds `pfn` starts at most one 2M page before it.
+        let mut from = PageSize::Size2M.align_down(pfn);
+        while let Some(c) = registry.cursor_lower_bound(&from) {
+            let (&start, e) = c.current();
+            if start > pfn {
+                return false;
+            }
+            if pfn < start.saturating_add(e.size.pages()) {
+                return !e.leaked;
+            }
+            from = start.saturating_add(1);
+        }
+        false
+    }
+
     /// Calls `f` for every tracked PFN, in order.
     pub(crate) fn for_each(&self, mut f: impl FnMut(u64, Entry) -> fmt::Result) -> fmt::Result {
         let registry = self.registry.lock();

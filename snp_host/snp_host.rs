@@ -22,15 +22,19 @@ mod directmap;
 #[path = "../fault/mod.rs"]
 mod fault;
 mod file;
+mod hooks;
 #[path = "../rust/mod.rs"]
 mod kernel_ext;
 mod ledger;
+mod owned;
 #[path = "../rmp/mod.rs"]
 mod rmp;
 mod state;
 mod uapi;
 
+use core::sync::atomic::Ordering::Relaxed;
 use file::FileState;
+use kernel_ext::rmp_ops::Registration;
 use rmp::{
     backend::{Backend, Request},
     platform::Platform,
@@ -65,6 +69,8 @@ kernel_ext::param::choice_param!(
 
 /// What the module owns besides its device.
 struct State {
+    /// Dropped first: no hook runs once it is gone.
+    _hooks: Registration<Shared>,
     shared: Arc<Shared>,
     _debugfs: debugfs::Debugfs,
 }
@@ -98,9 +104,21 @@ fn setup() -> Result<State> {
         forced
     );
     platform.log_features();
+    let hardware = backend.hardware().is_some();
     let shared = Shared::new(platform, backend, DIRECTMAP.get())?;
+    // The kernel's fault path and mm hooks call the module from now on; it
+    // write-protects the user mappings of guest pages on either backend, which
+    // turns kernel writes through them into clean errors on hardware too.
+    let hooks = Registration::new(shared.clone(), hardware, true).inspect_err(|e| {
+        pr_err!(
+            "cannot register with the kernel's RMP hooks ({:?}): is another provider loaded?\n",
+            e
+        )
+    })?;
+    shared.hooks.store(true, Relaxed);
     let debugfs = debugfs::Debugfs::new(&shared)?;
     Ok(State {
+        _hooks: hooks,
         shared,
         _debugfs: debugfs,
     })

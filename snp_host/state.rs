@@ -4,14 +4,21 @@
 
 use crate::counters::{COUNTERS, FAULT_COUNTERS};
 use crate::directmap::{self, DirectMap};
+use crate::hooks::Ring;
 use crate::ledger::Ledger;
+use crate::owned::Owned;
 use crate::rmp::{
     backend::Backend,
     model::MAX_ASID,
     platform::{BackendKind, Platform},
 };
 use crate::uapi;
-use kernel::{prelude::*, sync::Arc};
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    sync::{Arc, SpinLock},
+};
 
 /// State shared by the module and every open file.
 #[pin_data]
@@ -26,6 +33,17 @@ pub(crate) struct Shared {
     /// The direct map around guest-owned pages.
     #[pin]
     pub(crate) directmap: DirectMap,
+    /// Every page claimed for a guest, readable from atomic context.
+    pub(crate) owned: Owned,
+    /// Testing the fault path's bound: answer every fault as if a racing
+    /// conversion kept undoing it (debugfs `force_retry`, emulated backend only).
+    pub(crate) force_retry: AtomicBool,
+    /// Whether the kernel's hooks call this module (it then write-protects the user
+    /// mappings of guest pages, on both backends).
+    pub(crate) hooks: AtomicBool,
+    /// The last fault decisions (debugfs `faults`).
+    #[pin]
+    pub(crate) faults: SpinLock<Ring>,
 }
 
 impl Shared {
@@ -41,6 +59,7 @@ impl Shared {
             0 | 1 => MAX_ASID,
             n => (n - 1).min(MAX_ASID),
         };
+        let owned = Owned::new(backend.end_pfn())?;
         Arc::pin_init(
             pin_init!(Self {
                 platform,
@@ -48,6 +67,10 @@ impl Shared {
                 max_asid,
                 ledger <- Ledger::new(),
                 directmap <- DirectMap::new(policy),
+                owned,
+                force_retry: AtomicBool::new(false),
+                hooks: AtomicBool::new(false),
+                faults <- new_spinlock!(Ring::new(), "snp_host_faults"),
             }),
             GFP_KERNEL,
         )
@@ -66,6 +89,9 @@ impl Shared {
         };
         if self.platform.features.rmpread() {
             s.flags |= uapi::FLAG_RMPREAD;
+        }
+        if self.hooks.load(Relaxed) {
+            s.flags |= uapi::FLAG_KERNEL_HOOKS | uapi::FLAG_USER_WP;
         }
         if let Some(hw) = self.backend.hardware() {
             s.rmp_base = hw.base();
