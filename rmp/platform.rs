@@ -75,7 +75,7 @@ impl Platform {
         let host_snp = coco::host_sev_snp();
         let read = |number| {
             if host_snp && features.snp() {
-                msr::read(number).ok()
+                msr::read_local(number).ok()
             } else {
                 None
             }
