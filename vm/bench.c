@@ -15,7 +15,11 @@
  *      through the per-page ioctls, through SNP_HOST_CONVERT_RANGE (one call
  *      per run), so both paths are timed on the same pages;
  *   3. the kept regions made private as whole 2M pages (level 1);
- *   4. everything back to shared through SNP_HOST_CONVERT_RANGE.
+ *   4. everything back to shared through SNP_HOST_CONVERT_RANGE;
+ *
+ * then the fault phase of issue 9, on fresh THPs of its own (see
+ * fault_phase()): stores to every shared page of a region holding one
+ * private 4K page, counted and timed against a region holding none.
  *
  * Before the workload and after each step it records the kernel's own view
  * of the direct map (/proc/meminfo, /proc/vmstat, the page-table dump in
@@ -30,6 +34,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -143,6 +149,8 @@ struct options {
 	unsigned long max_run;		/* phase 2 runs are 1..max_run pages */
 	unsigned long kept;		/* regions for phase 3; 0: one in eight */
 	const char *policy;		/* as loaded; NULL: do not check */
+	unsigned long fault_regions;	/* fault phase: regions per run */
+	unsigned long fault_runs;	/* fault phase: runs */
 };
 
 static int dev = -1;
@@ -154,6 +162,7 @@ static bool *region_kept, *region_huge;
 static unsigned char *page_private;
 static char *class_before;		/* cell class of each region before the workload */
 static bool have_range, have_policy, have_dmfs = true;
+static unsigned int status_flags;	/* snp_host_status.flags */
 static int status;
 
 /* A piece of issue 5 the module lacks: said loudly, and the run fails. */
@@ -669,11 +678,14 @@ static void snapshot(const char *label)
 	fflush(stdout);
 }
 
-/* Is region `r` one 2M folio mapped whole (pagemap), and a THP (kpageflags)? */
-static bool region_is_thp(int pagemap, int kpageflags, unsigned long r)
+/*
+ * Is the 2M region at `base` one 2M folio mapped whole (pagemap), and a THP
+ * (kpageflags)?  Its first PFN goes to *pfn.
+ */
+static bool is_thp(int pagemap, int kpageflags, const char *base, unsigned long long *pfn)
 {
 	unsigned long long pm[PAGES_PER_2M], flags;
-	off_t off = ((uintptr_t)pool / SZ_4K + r * PAGES_PER_2M) * sizeof(pm[0]);
+	off_t off = (uintptr_t)base / SZ_4K * sizeof(pm[0]);
 	unsigned long i;
 
 	if (pread(pagemap, pm, sizeof(pm), off) != sizeof(pm))
@@ -681,15 +693,20 @@ static bool region_is_thp(int pagemap, int kpageflags, unsigned long r)
 	for (i = 0; i < PAGES_PER_2M; i++)
 		if (!(pm[i] & PM_PRESENT) || (pm[i] & PFN_MASK) != (pm[0] & PFN_MASK) + i)
 			return false;
-	region_pfn[r] = pm[0] & PFN_MASK;
-	if (!region_pfn[r])
+	*pfn = pm[0] & PFN_MASK;
+	if (!*pfn)
 		fatal("/proc/self/pagemap shows no PFNs: run as root");
-	if (region_pfn[r] % PAGES_PER_2M)
+	if (*pfn % PAGES_PER_2M)
 		return false;
-	if (pread(kpageflags, &flags, sizeof(flags), region_pfn[r] * sizeof(flags)) !=
-	    sizeof(flags))
+	if (pread(kpageflags, &flags, sizeof(flags), *pfn * sizeof(flags)) != sizeof(flags))
 		fatal("cannot read /proc/kpageflags");
 	return flags & (1ULL << KPF_THP);
+}
+
+/* Is pool region `r` one THP?  Its PFN goes to region_pfn[r]. */
+static bool region_is_thp(int pagemap, int kpageflags, unsigned long r)
+{
+	return is_thp(pagemap, kpageflags, pool + r * SZ_2M, &region_pfn[r]);
 }
 
 static int cmp_pfn(const void *a, const void *b)
@@ -857,6 +874,302 @@ static void pick_kept(unsigned long kept)
 	free(order);
 }
 
+/*
+ * The fault phase (issue 9).  With the module's hooks, making a 4K page of a
+ * PMD-mapped THP private write-protects the PMD; the first store anywhere in
+ * the region then takes one RMP fault that splits the PMD, and the other
+ * shared pages are writable without faults.  This phase counts that and
+ * times it: per region, the module's fault counters and /proc/vmstat
+ * thp_split_pmd around one store to each shared page, and the same stores
+ * on a control region (a THP holding no private page).
+ *
+ * It runs on fresh THPs of its own, after phase 4, rather than on the pool:
+ * phases 1-4 and their snapshots stay as they were, and every region it
+ * measures starts as one writable PMD.  A pool region is in no such state:
+ * its PMD was write-protected by phase 1 and may still be after phase 4, so
+ * its first store could take an ordinary write fault that the module does
+ * not count but the clock does, and its control would not be alike.
+ */
+#define FAULT_STORE_OFFSET	64	/* where in each page the stores go */
+
+struct fault_count {
+	unsigned long long faults;	/* snp_host_fault_stats.user_faults */
+	unsigned long long splits;	/* snp_host_fault_stats.thp_splits */
+	unsigned long long sigbus;	/* snp_host_fault_stats.sigbus */
+	unsigned long long vm_splits;	/* /proc/vmstat thp_split_pmd */
+};
+
+/* One timed touch of a region: the time, and what the counters saw. */
+struct touch {
+	unsigned long long ns;
+	unsigned long caught;		/* SIGBUS caught by this program */
+	struct fault_count d;		/* change of the counters */
+};
+
+/* One counter of /proc/vmstat; false when there is none of that name. */
+static bool vmstat_counter(const char *name, unsigned long long *v)
+{
+	char line[256], key[64];
+	unsigned long long x;
+	bool found = false;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		fatal("cannot open /proc/vmstat");
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %llu", key, &x) == 2 && !strcmp(key, name)) {
+			*v = x;
+			found = true;
+		}
+	fclose(f);
+	return found;
+}
+
+static int fault_stats(struct snp_host_fault_stats *fs)
+{
+	memset(fs, 0, sizeof(*fs));
+	return ioctl(dev, SNP_HOST_GET_FAULT_STATS, fs) ? -errno : 0;
+}
+
+static void read_fault_count(struct fault_count *c)
+{
+	struct snp_host_fault_stats fs;
+
+	if (fault_stats(&fs))
+		fatal("SNP_HOST_GET_FAULT_STATS failed");
+	if (!vmstat_counter("thp_split_pmd", &c->vm_splits))
+		fatal("/proc/vmstat lost thp_split_pmd");
+	c->faults = fs.user_faults;
+	c->splits = fs.thp_splits;
+	c->sigbus = fs.sigbus;
+}
+
+static void fault_delta(const struct fault_count *a, const struct fault_count *b,
+			struct fault_count *d)
+{
+	d->faults = b->faults - a->faults;
+	d->splits = b->splits - a->splits;
+	d->sigbus = b->sigbus - a->sigbus;
+	d->vm_splits = b->vm_splits - a->vm_splits;
+}
+
+/*
+ * A store to a shared page must never get SIGBUS; if one does, the handler
+ * goes back to touch_region(), which counts it and goes on with the next
+ * page, so the run reports it instead of dying.  Outside touch_region() the
+ * signal keeps its default action.  The state the handler and the jump
+ * share is static and accessed with __atomic builtins (signal fences order
+ * it against the stores), so it is defined after siglongjmp().
+ */
+static sigjmp_buf touch_env;
+static int touching;
+static unsigned long touch_page, touch_next, touch_caught;
+
+static void on_sigbus(int sig)
+{
+	if (__atomic_load_n(&touching, __ATOMIC_RELAXED))
+		siglongjmp(touch_env, 1);
+	/* Not ours: the store is retried and the default action ends the program. */
+	signal(sig, SIG_DFL);
+}
+
+/* One store instruction to each page of `base` from page `from` on, but page `skip`. */
+static void store_pages(char *base, unsigned long from, unsigned long skip, char value)
+{
+	unsigned long i;
+
+	for (i = from; i < PAGES_PER_2M; i++) {
+		if (i == skip)
+			continue;
+		__atomic_store_n(&touch_page, i, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		__atomic_store_n(base + i * SZ_4K + FAULT_STORE_OFFSET, value, __ATOMIC_RELAXED);
+	}
+}
+
+/*
+ * Stores one byte to each 4K page of the 2M region at `base` except page
+ * `skip`, in address order; returns the nanoseconds it took.  The jump
+ * buffer keeps no signal mask (SA_NODEFER leaves SIGBUS unblocked), so
+ * nothing but the stores and two clock reads is timed.
+ */
+static unsigned long long touch_region(char *base, unsigned long skip, char value,
+				       unsigned long *caught)
+{
+	unsigned long long t0, t1;
+
+	__atomic_store_n(&touch_next, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&touch_caught, 0, __ATOMIC_RELAXED);
+	t0 = now_ns();
+	__atomic_store_n(&touching, 1, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (sigsetjmp(touch_env, 0)) {
+		__atomic_add_fetch(&touch_caught, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&touch_next, __atomic_load_n(&touch_page, __ATOMIC_RELAXED) + 1,
+				 __ATOMIC_RELAXED);
+	}
+	store_pages(base, __atomic_load_n(&touch_next, __ATOMIC_RELAXED), skip, value);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(&touching, 0, __ATOMIC_RELAXED);
+	t1 = now_ns();
+	*caught = __atomic_load_n(&touch_caught, __ATOMIC_RELAXED);
+	return t1 - t0;
+}
+
+static void touch_counted(char *base, unsigned long skip, char value, struct touch *t)
+{
+	struct fault_count a, b;
+
+	read_fault_count(&a);
+	t->ns = touch_region(base, skip, value, &t->caught);
+	read_fault_count(&b);
+	fault_delta(&a, &b, &t->d);
+}
+
+static void print_touch(const char *prefix, const struct touch *t)
+{
+	printf(" %sfaults=%llu %ssplits=%llu %svm_splits=%llu %ssigbus=%llu %scaught=%lu %sns=%llu",
+	       prefix, t->d.faults, prefix, t->d.splits, prefix, t->d.vm_splits, prefix,
+	       t->d.sigbus, prefix, t->caught, prefix, t->ns);
+}
+
+static void fault_page_ioctl(char *addr, unsigned long long gpa, bool to_private)
+{
+	struct snp_host_page p;
+
+	memset(&p, 0, sizeof(p));
+	p.hva = (uintptr_t)addr;
+	p.level = SNP_HOST_LEVEL_4K;
+	if (to_private) {
+		p.gpa = gpa;
+		p.asid = ASID;
+	}
+	if (ioctl(dev, to_private ? SNP_HOST_MAKE_PRIVATE : SNP_HOST_MAKE_SHARED, &p)) {
+		printf("error fault phase: %s of a 4K page: %s\n",
+		       to_private ? "SNP_HOST_MAKE_PRIVATE" : "SNP_HOST_MAKE_SHARED",
+		       strerror(errno));
+		fatal("stopping: a fault-phase conversion failed");
+	}
+}
+
+/*
+ * One run: 2 * n fresh THPs, in pairs of a region with one private 4K page
+ * (picked at random) and its control, which gets the same stores.  Prints
+ *   faultprep run<k> regions=<n> faults= splits= vm_splits=
+ *	what making the pages private did to the counters (nothing, if it
+ *	splits no user mapping);
+ *   fault run<k> region=<i> page=<private page> first=<private|control>
+ *	faults= splits= vm_splits= sigbus= caught= ns=  and the same with
+ *	control_ in front: the counters' change and the time of each touch;
+ *   faultrun run<k> regions=<n> ns=<sum> control_ns=<sum>
+ */
+static void fault_run(unsigned long run, unsigned long n, int pagemap, int kpageflags)
+{
+	unsigned long long pfn, sum = 0, control_sum = 0;
+	size_t len = 2 * n * SZ_2M;
+	unsigned long i, *page;
+	struct fault_count a, b, d;
+	struct touch priv, ctrl;
+	char *raw, *area, *base;
+	bool priv_first;
+
+	raw = mmap(NULL, len + SZ_2M, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		fatal("cannot map the fault phase's regions");
+	area = (char *)(((uintptr_t)raw + SZ_2M - 1) & ~(SZ_2M - 1));
+	if (madvise(area, len, MADV_HUGEPAGE))
+		fatal("MADV_HUGEPAGE failed on the fault phase's regions");
+	for (i = 0; i < 2 * n; i++) {
+		base = area + i * SZ_2M;
+		memset(base, 0x5a, SZ_4K);
+		if (is_thp(pagemap, kpageflags, base, &pfn))
+			continue;
+		madvise(base, SZ_2M, MADV_COLLAPSE);
+		if (!is_thp(pagemap, kpageflags, base, &pfn)) {
+			printf("error fault phase run %lu: region %lu is not one THP\n", run, i);
+			fatal("stopping: the fault phase needs THPs");
+		}
+	}
+
+	/* GPAs above the pool's, so no GPA is given twice. */
+	page = zalloc(n, sizeof(*page));
+	read_fault_count(&a);
+	for (i = 0; i < n; i++) {
+		page[i] = below(PAGES_PER_2M);
+		fault_page_ioctl(area + 2 * i * SZ_2M + page[i] * SZ_4K,
+				 (npages + i * PAGES_PER_2M + page[i]) * SZ_4K, true);
+	}
+	read_fault_count(&b);
+	fault_delta(&a, &b, &d);
+	printf("faultprep run%lu regions=%lu faults=%llu splits=%llu vm_splits=%llu\n",
+	       run, n, d.faults, d.splits, d.vm_splits);
+
+	for (i = 0; i < n; i++) {
+		base = area + 2 * i * SZ_2M;
+		/* Which region goes first alternates, so a drift of the clock favours neither. */
+		priv_first = !(i % 2);
+		if (priv_first)
+			touch_counted(base, page[i], (char)run, &priv);
+		touch_counted(base + SZ_2M, page[i], (char)run, &ctrl);
+		if (!priv_first)
+			touch_counted(base, page[i], (char)run, &priv);
+		sum += priv.ns;
+		control_sum += ctrl.ns;
+		printf("fault run%lu region=%lu page=%lu first=%s", run, i, page[i],
+		       priv_first ? "private" : "control");
+		print_touch("", &priv);
+		print_touch("control_", &ctrl);
+		printf("\n");
+	}
+	printf("faultrun run%lu regions=%lu ns=%llu control_ns=%llu\n", run, n, sum, control_sum);
+
+	for (i = 0; i < n; i++)
+		fault_page_ioctl(area + 2 * i * SZ_2M + page[i] * SZ_4K, 0, false);
+	free(page);
+	if (munmap(raw, len + SZ_2M))
+		fatal("cannot unmap the fault phase's regions");
+}
+
+static void fault_phase(unsigned long n, unsigned long runs)
+{
+	struct sigaction sa, old;
+	struct snp_host_fault_stats fs;
+	unsigned long long v;
+	int pagemap, kpageflags, ret;
+	unsigned long run;
+	char why[160];
+
+	ret = fault_stats(&fs);
+	if (ret) {
+		snprintf(why, sizeof(why),
+			 "SNP_HOST_GET_FAULT_STATS: %s; the fault phase cannot count and does not run",
+			 strerror(-ret));
+		report_missing("fault_stats", why);
+		return;
+	}
+	if (!vmstat_counter("thp_split_pmd", &v)) {
+		report_missing("thp_split_pmd",
+			       "/proc/vmstat has no thp_split_pmd; the fault phase does not run");
+		return;
+	}
+	pagemap = open("/proc/self/pagemap", O_RDONLY);
+	kpageflags = open("/proc/kpageflags", O_RDONLY);
+	if (pagemap < 0 || kpageflags < 0)
+		fatal("cannot open /proc/self/pagemap or /proc/kpageflags");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigbus;
+	sa.sa_flags = SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &old))
+		fatal("cannot catch SIGBUS");
+	for (run = 1; run <= runs; run++)
+		fault_run(run, n, pagemap, kpageflags);
+	sigaction(SIGBUS, &old, NULL);
+	close(pagemap);
+	close(kpageflags);
+}
+
 static void check_module(const struct options *o)
 {
 	struct snp_host_status st;
@@ -867,10 +1180,13 @@ static void check_module(const struct options *o)
 	memset(&st, 0, sizeof(st));
 	if (ioctl(dev, SNP_HOST_GET_STATUS, &st))
 		fatal("SNP_HOST_GET_STATUS failed");
-	printf("status backend=%s directmap_policy=%u policy_name=%s\n",
+	status_flags = st.flags;
+	printf("status backend=%s directmap_policy=%u policy_name=%s",
 	       st.backend == SNP_HOST_BACKEND_HARDWARE ? "hardware" : "emulated",
 	       st.directmap_policy,
 	       st.directmap_policy < 4 ? policy_names[st.directmap_policy] : "unknown");
+	printf(" flags=%u kernel_hooks=%d user_wp=%d\n", st.flags,
+	       !!(st.flags & SNP_HOST_FLAG_KERNEL_HOOKS), !!(st.flags & SNP_HOST_FLAG_USER_WP));
 	have_policy = st.directmap_policy != 0;
 	if (!have_policy) {
 		report_missing("directmap_policy",
@@ -897,7 +1213,7 @@ static void check_module(const struct options *o)
 static void bad_usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s [-p policy] [-s seed] [-m pool MiB] [-f phase-2 %%] [-r max run] [-k kept regions]\n",
+		"usage: %s [-p policy] [-s seed] [-m pool MiB] [-f phase-2 %%] [-r max run] [-k kept regions] [-F fault-phase regions] [-R fault-phase runs]\n",
 		argv0);
 	exit(2);
 }
@@ -914,13 +1230,14 @@ static unsigned long long number(const char *s, const char *argv0)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .seed = 1, .pool_mb = 1024, .percent = 25, .max_run = 32 };
+	struct options o = { .seed = 1, .pool_mb = 1024, .percent = 25, .max_run = 32,
+			     .fault_regions = 32, .fault_runs = 5 };
 	struct run *p1, *p2, *p3;
 	unsigned long n1, n2, n3, i;
 	__u64 words[STATS_WORDS];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:s:m:f:r:k:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:s:m:f:r:k:F:R:")) != -1) {
 		switch (opt) {
 		case 'p':
 			o.policy = optarg;
@@ -940,11 +1257,18 @@ int main(int argc, char **argv)
 		case 'k':
 			o.kept = number(optarg, argv[0]);
 			break;
+		case 'F':
+			o.fault_regions = number(optarg, argv[0]);
+			break;
+		case 'R':
+			o.fault_runs = number(optarg, argv[0]);
+			break;
 		default:
 			bad_usage(argv[0]);
 		}
 	}
-	if (o.pool_mb < 2 || o.pool_mb % 2 || !o.max_run || o.percent > 80)
+	if (o.pool_mb < 2 || o.pool_mb % 2 || !o.max_run || o.percent > 80 ||
+	    !o.fault_regions || o.fault_regions > 1024 || !o.fault_runs || o.fault_runs > 100)
 		bad_usage(argv[0]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	rng_state = o.seed;
@@ -965,7 +1289,8 @@ int main(int argc, char **argv)
 	p1 = plan_phase1(&n1);
 	printf("bench version=1 policy=%s seed=%llu pool_mb=%lu regions=%lu pages=%lu",
 	       o.policy ? o.policy : "-", o.seed, o.pool_mb, nregions, npages);
-	printf(" kept=%lu percent=%lu max_run=%lu\n", o.kept, o.percent, o.max_run);
+	printf(" kept=%lu percent=%lu max_run=%lu fault_regions=%lu fault_runs=%lu\n", o.kept,
+	       o.percent, o.max_run, o.fault_regions, o.fault_runs);
 
 	snapshot("before");
 
@@ -993,13 +1318,19 @@ int main(int argc, char **argv)
 	convert("phase4-2m", p3, n3, 1, false, true);
 	snapshot("phase4");
 
+	/*
+	 * After phase 4's snapshot, so that nothing it does shows in phases
+	 * 1-4; its own pages are shared again when it returns.
+	 */
+	fault_phase(o.fault_regions, o.fault_runs);
+
 	if (ioctl(dev, SNP_HOST_GET_STATS, words))
 		fatal("SNP_HOST_GET_STATS failed");
 	for (i = 0; i < nregions; i++)
 		if (region_private[i] || region_huge[i])
 			fatal("bench bookkeeping: a page is still private after phase 4");
 	if (words[STAT_PRIVATE_4K] || words[STAT_PRIVATE_2M]) {
-		printf("error after phase 4 the module counts %llu 4K, %llu 2M private pages\n",
+		printf("error at the end the module counts %llu 4K, %llu 2M private pages\n",
 		       (unsigned long long)words[STAT_PRIVATE_4K],
 		       (unsigned long long)words[STAT_PRIVATE_2M]);
 		status = 1;
