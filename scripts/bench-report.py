@@ -8,17 +8,22 @@ Each LOG is what one VM printed (scripts/vm.sh bench): the lines of vm/bench.c
 for one direct-map policy.  The report goes to stdout: per policy the direct
 map after each phase as /proc/meminfo, /proc/vmstat, the module's counters and
 the kernel's page-table dump see it; conversion rates of the per-page ioctls
-and of SNP_HOST_CONVERT_RANGE; every policy against `split`; and the goals of
-issue 5, each met, not met or n/a.  Rates are from one run on an emulator:
-read them as ratios, never as absolute speeds.
+and of SNP_HOST_CONVERT_RANGE; every policy against `split`; the fault phase
+(issue 9): RMP faults and PMD splits per region holding one private 4K page,
+and the time to touch it against a region holding none; and the goals of
+issues 5 and 9, each met, not met or n/a.  Rates are from one run on an
+emulator: read them as ratios, never as absolute speeds.
 
 The SVG has one strip per phase per policy: the physical address space in 2M
 cells, coloured by how the direct map maps each cell.
 
-Exit status: 0 when every policy ran completely, 1 when a run reported a
-missing piece ("missing ...") or an error, or did not finish.  An unmet goal
-is a finding, not a failure of the benchmark.
+Exit status: 0 when every policy ran completely and met the fault phase's
+goal, 1 when a run reported a missing piece ("missing ...") or an error, did
+not finish, or missed that goal.  An unmet goal of issue 5 is a finding, not a
+failure of the benchmark: those are about policies and speeds on an emulator.
+The fault phase's counts are deterministic, so missing its goal is a bug.
 """
+import statistics
 import argparse
 import html
 import os
@@ -92,6 +97,9 @@ class Run:
         self.poolcells = []
         self.rates = []
         self.plan = {}
+        self.faults = []  # one dict per region of the fault phase, "run" its label
+        self.faultprep = {}  # run label -> {...}
+        self.faultruns = {}  # run label -> {...}
         self.finished = False
         with open(path, errors="replace") as f:
             for line in f.read().splitlines():
@@ -138,6 +146,16 @@ class Run:
             self.rates.append(r)
         elif word == "plan":
             self.plan.update(kv(rest))
+        elif word in ("fault", "faultprep", "faultrun"):
+            label, _, fields = rest.partition(" ")
+            f = kv(fields)
+            if word == "fault":
+                f["run"] = label
+                self.faults.append(f)
+            elif word == "faultprep":
+                self.faultprep[label] = f
+            else:
+                self.faultruns[label] = f
 
     def value(self, label, what, key):
         return self.snap.get(label, {}).get(what, {}).get(key)
@@ -341,8 +359,116 @@ def versus_split(runs, out):
         out.append(row)
 
 
+def fault_ratios(run):
+    """Per run of the fault phase: touch time of the regions with a private page / control."""
+    out = []
+    for f in run.faultruns.values():
+        if f.get("control_ns"):
+            out.append(f["ns"] / f["control_ns"])
+    return out
+
+
+def fault_minmax(run, key):
+    vals = [f.get(key) for f in run.faults]
+    if not vals or None in vals:
+        return None
+    return (min(vals), max(vals))
+
+
+def fmt_minmax(v):
+    return "n/a" if v is None else f"{v[0]}/{v[1]}"
+
+
+def fault_section(runs, out):
+    names = [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]
+    first = next(iter(runs.values())).params
+    out.append("== fault phase (issue 9): one store to each shared page of a THP holding one"
+               " private 4K page ==")
+    out.append(f"  per policy {first.get('fault_runs', '?')} runs x"
+               f" {first.get('fault_regions', '?')} fresh THPs with a private page, each against"
+               " a fresh THP with none (the control) given the same 511 stores")
+
+    def row(what, get):
+        out.append(f"  {what:<46}" + "".join(get(runs[n]).rjust(16) for n in names))
+
+    def us(v):
+        return "n/a" if v is None else f"{v / 1000:,.1f}"
+
+    def median_of(r, key):
+        vals = [f[key] for f in r.faults if key in f]
+        return statistics.median(vals) if vals else None
+
+    out.append("  " + f"{'':<46}" + "".join(f"{n:>16}" for n in names))
+    row("regions with a private page", lambda r: fmt(len(r.faults)))
+    row("RMP faults per region (min/max)", lambda r: fmt_minmax(fault_minmax(r, "faults")))
+    row("splits per region, module (min/max)", lambda r: fmt_minmax(fault_minmax(r, "splits")))
+    row("splits per region, thp_split_pmd (min/max)",
+        lambda r: fmt_minmax(fault_minmax(r, "vm_splits")))
+    row("SIGBUS per region, module/caught (max)",
+        lambda r: "n/a" if not r.faults else
+        f"{max(f.get('sigbus', 0) for f in r.faults)}/{max(f.get('caught', 0) for f in r.faults)}")
+    row("control: faults/splits/SIGBUS (max)",
+        lambda r: "n/a" if not r.faults else "/".join(
+            str(max(max(f.get(k, 0) for k in keys) for f in r.faults))
+            for keys in (("control_faults",), ("control_splits", "control_vm_splits"),
+                         ("control_sigbus", "control_caught"))))
+    row("MAKE_PRIVATE: faults/splits (sum)",
+        lambda r: "n/a" if not r.faultprep else "/".join(
+            str(sum(p.get(k, 0) for p in r.faultprep.values())) for k in ("faults", "vm_splits")))
+    row("touch time per region, median (us)", lambda r: us(median_of(r, "ns")))
+    row("control touch time per region, median (us)", lambda r: us(median_of(r, "control_ns")))
+    row("touch-time ratio, private/control: median",
+        lambda r: fmt_ratio(statistics.median(fault_ratios(r)) if fault_ratios(r) else None))
+    row("  min..max over runs",
+        lambda r: "n/a" if not fault_ratios(r) else
+        f"{min(fault_ratios(r)):.2f}..{max(fault_ratios(r)):.2f}")
+    out.append("  ratio: per run, the summed touch time of the regions with a private page over"
+               " that of their controls;")
+    out.append("  the median is over the runs (TCG timings are noisy: read it as a ratio, not"
+               " as a speed).")
+    few = [n for n in names if runs[n].faultruns and len(runs[n].faultruns) < 5]
+    if few:
+        out.append(f"  fewer than 5 runs for {', '.join(few)}: the median is of too few runs")
+
+
+def fault_goal(run):
+    """The verdict and the reasons of the fault phase's goal for one policy."""
+    if not run.faults:
+        return "n/a", ["no fault phase in this run"]
+    want = run.params.get("fault_runs", 0) * run.params.get("fault_regions", 0)
+    why = [f"{len(run.faults)} regions (of {want} planned);"
+           f" faults {fmt_minmax(fault_minmax(run, 'faults'))},"
+           f" splits module {fmt_minmax(fault_minmax(run, 'splits'))},"
+           f" thp_split_pmd {fmt_minmax(fault_minmax(run, 'vm_splits'))} (min/max per region)"]
+    bad = []
+    for f in run.faults:
+        where = f"{f['run']} region {f.get('region')} (page {f.get('page')})"
+        if f.get("splits") != 1 or f.get("vm_splits") != 1:
+            bad.append(f"{where}: {f.get('splits')} splits (module),"
+                       f" {f.get('vm_splits')} (thp_split_pmd)")
+        if f.get("faults") is None or f["faults"] > 1:
+            bad.append(f"{where}: {f.get('faults')} RMP faults")
+        if f.get("sigbus") or f.get("caught"):
+            bad.append(f"{where}: SIGBUS on a shared page ({f.get('sigbus')} by the module,"
+                       f" {f.get('caught')} caught)")
+        if f.get("control_faults") or f.get("control_splits") or f.get("control_vm_splits") \
+                or f.get("control_sigbus") or f.get("control_caught"):
+            bad.append(f"{where}: its control, with no private page, took faults, splits or"
+                       " SIGBUS")
+    if len(run.faults) != want:
+        bad.append(f"{len(run.faults)} regions measured, {want} planned")
+    flags = run.status
+    if not flags.get("kernel_hooks") or not flags.get("user_wp"):
+        why.append(f"module flags: kernel_hooks={flags.get('kernel_hooks', '?')}"
+                   f" user_wp={flags.get('user_wp', '?')}")
+    why.extend(bad[:8])
+    if len(bad) > 8:
+        why.append(f"... and {len(bad) - 8} more")
+    return ("MET" if not bad else "NOT MET"), why
+
+
 def goals(runs, out):
-    out.append("== goals of issue 5 ==")
+    out.append("== goals of issues 5 and 9 ==")
     met = total = 0
 
     def say(name, verdict, why):
@@ -442,7 +568,16 @@ def goals(runs, out):
         say(name, "n/a", why + ["needs CONVERT_RANGE and the split policy"])
     else:
         say(name, "MET" if x >= 2 else "NOT MET", why)
+
+    # 5. Issue 9: the lazy split costs one fault and one split per region, under every policy.
+    failed = []
+    for pol in [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]:
+        verdict, why = fault_goal(runs[pol])
+        say(f"{pol}: fault phase: 1 split and <=1 fault per region", verdict, why)
+        if verdict == "NOT MET":
+            failed.append(pol)
     out.append(f"  {met} of {total} goals met")
+    return failed
 
 
 # The picture.
@@ -555,6 +690,8 @@ def main():
         problems += [f"error {e}" for e in r.errors]
         if not r.finished:
             problems.append("the workload did not finish")
+        if not r.faults:
+            problems.append("missing fault phase: no region measured")
         if r.exit not in (0, None) and not r.missing and not r.errors:
             problems.append(f"the workload exited with {r.exit}")
         if problems:
@@ -569,17 +706,23 @@ def main():
     out.append("")
     versus_split(runs, out)
     out.append("")
-    goals(runs, out)
+    fault_section(runs, out)
+    out.append("")
+    failed = goals(runs, out)
     if args.svg:
         svg(runs, args.svg)
         out.append("")
         out.append(f"picture: {args.svg}")
     if bad:
         out.append("")
-        out.append("INCOMPLETE: a run lacked a piece of issue 5 or failed (see above);"
+        out.append("INCOMPLETE: a run lacked a piece of issue 5 or 9 or failed (see above);"
                    " n/a marks what it could not measure.")
+    if failed:
+        out.append("")
+        out.append(f"FAILED: the fault phase's goal (issue 9) is not met for"
+                   f" {', '.join(failed)}: its counts are deterministic, so this is a bug.")
     print("\n".join(out))
-    return 1 if bad else 0
+    return 1 if bad or failed else 0
 
 
 if __name__ == "__main__":

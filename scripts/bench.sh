@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: the direct-map benchmark of issue 5.
+# make bench: the direct-map benchmark of issue 5, with the fault phase of issue 9.
 #
 # Boots a fresh test VM per direct-map policy (snp_host.ko loaded with
 # directmap=<policy>), runs the same seeded workload (vm/bench.c) in each, and
@@ -12,10 +12,12 @@
 # BENCH_POLICIES  policies, in order (default: split perpage coalesce)
 # BENCH_SEED      seed of the workload (default 1)
 # BENCH_ARGS      more options for vm/bench.c, comma-separated, e.g. -m,512,-f,10
+#                 (-F,<regions>,-R,<runs> size the fault phase: 32 regions x 5 runs)
 # VM_TIMEOUT      seconds each VM may take (default 300, see scripts/vm.sh)
 #
-# Exits non-zero when a VM failed or a run lacked a piece of issue 5; the
-# report is printed either way, with n/a for what could not be measured.
+# Exits non-zero when a VM failed, a run lacked a piece of issue 5 or 9, or the
+# fault phase missed its goal (its counts are deterministic); the report is
+# printed either way, with n/a for what could not be measured.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
