@@ -161,6 +161,36 @@ pub(crate) fn current_pfn(hva: usize) -> Result<u64> {
     Ok(pinned.pfn())
 }
 
+/// Returns whether `pred` holds for the PFN behind any of the `count` pages from
+/// `hva` in the current process, looking at them as a read would (nothing is
+/// faulted in for writing, no copy-on-write is broken).
+///
+/// # Errors
+///
+/// `EFAULT` when a page is not mapped readable, and what `pin_user_pages_fast()`
+/// returns.
+pub(crate) fn any_pfn(hva: usize, count: usize, pred: impl Fn(u64) -> bool) -> Result<bool> {
+    let mut raw: KVVec<*mut bindings::page> = KVVec::with_capacity(count, GFP_KERNEL)?;
+    raw.resize(count, core::ptr::null_mut(), GFP_KERNEL)?;
+    let n = i32::try_from(count).map_err(|_| EINVAL)?;
+    // SAFETY: `raw` has room for `count` pointers; the fast variant needs no lock.
+    let got = unsafe { bindings::pin_user_pages_fast(hva, n, 0, raw.as_mut_ptr()) };
+    let got = usize::try_from(got).map_err(|_| Error::from_errno(got))?;
+    let mut any = false;
+    for &p in raw.iter().take(got) {
+        if let Some(page) = NonNull::new(p) {
+            // INVARIANT: `pin_user_pages_fast()` took one pin of `page`; dropping the
+            // `PinnedPage` at the end of this iteration releases it.
+            let pinned = PinnedPage { page };
+            any |= pred(pinned.pfn());
+        }
+    }
+    if got != count {
+        return Err(EFAULT);
+    }
+    Ok(any)
+}
+
 /// The address space a file of the module belongs to, charged for what it pins.
 ///
 /// Holds an `mmgrab` reference: the `mm_struct` (and its `pinned_vm`) stays valid

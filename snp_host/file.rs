@@ -52,9 +52,9 @@ fn key(hva: usize) -> u64 {
 /// writing: with the user mappings of guest pages write-protected, the pin's write
 /// fault would be refused (`EFAULT`), and would split the THP the page is in.
 fn check_not_owned(shared: &Shared, req: &uapi::PrivateRequest) -> Result {
-    // A read-only look: it faults nothing in for writing.
-    let pfn = user_pages::current_pfn(req.hva)?;
-    if shared.owned.any(pfn, req.size.pages()) {
+    // A read-only look at every page: it faults nothing in for writing.
+    let count = usize::try_from(req.size.pages()).map_err(|_| EINVAL)?;
+    if user_pages::any_pfn(req.hva, count, |pfn| shared.owned.page(pfn))? {
         return Err(EBUSY);
     }
     Ok(())
