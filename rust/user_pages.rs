@@ -191,6 +191,37 @@ pub(crate) fn any_pfn(hva: usize, count: usize, pred: impl Fn(u64) -> bool) -> R
     Ok(any)
 }
 
+/// Returns the index of the first of the pages from `hva` that no longer maps the
+/// PFN `expected` says, looking as a read would; `None` when all still do.
+///
+/// # Errors
+///
+/// What `pin_user_pages_fast()` returns, and `ENOMEM`.
+pub(crate) fn first_moved(hva: usize, expected: &[u64]) -> Result<Option<usize>> {
+    let count = expected.len();
+    let mut raw: KVVec<*mut bindings::page> = KVVec::with_capacity(count, GFP_KERNEL)?;
+    raw.resize(count, core::ptr::null_mut(), GFP_KERNEL)?;
+    let n = i32::try_from(count).map_err(|_| EINVAL)?;
+    // SAFETY: `raw` has room for `count` pointers; the fast variant needs no lock.
+    let got = unsafe { bindings::pin_user_pages_fast(hva, n, 0, raw.as_mut_ptr()) };
+    let got = usize::try_from(got).map_err(|_| Error::from_errno(got))?;
+    let mut first = None;
+    for (i, &p) in raw.iter().take(got).enumerate() {
+        if let Some(page) = NonNull::new(p) {
+            // INVARIANT: `pin_user_pages_fast()` took one pin of `page`; dropping the
+            // `PinnedPage` at the end of this iteration releases it.
+            let pinned = PinnedPage { page };
+            if first.is_none() && expected.get(i) != Some(&pinned.pfn()) {
+                first = Some(i);
+            }
+        }
+    }
+    if first.is_none() && got < count {
+        first = Some(got);
+    }
+    Ok(first)
+}
+
 /// The address space a file of the module belongs to, charged for what it pins.
 ///
 /// Holds an `mmgrab` reference: the `mm_struct` (and its `pinned_vm`) stays valid

@@ -32,7 +32,7 @@ use crate::directmap::{self, Batch};
 use crate::kernel_ext::{
     sched,
     task::RateLimit,
-    user_pages::{Charge, PinAccount, PinnedPage},
+    user_pages::{self, Charge, PinAccount, PinnedPage},
 };
 use crate::ledger::{Books, FilePages, Slot, Spare};
 use crate::owned::Owned;
@@ -226,12 +226,12 @@ impl Protected {
     /// Undoes [`Candidate::protect`] for a page the RMP refused. If the direct map
     /// cannot be restored, the page comes back and must be leaked.
     pub(crate) fn unprotect(self, owned: &Owned, batch: &mut Batch<'_>) -> Result<Candidate, Self> {
-        // Never assigned: no longer a guest page for the hooks (a no-op if it was
-        // not published yet).
-        owned.release(self.0.pfn, self.0.size);
         // SAFETY: The page is pinned and claimed (`Held`), and `batch` made it private.
         match unsafe { batch.make_shared(&self.0.page()) } {
             Ok(()) => {
+                // Never assigned, and writable in the direct map again: only now may the
+                // hooks let writes to it through.
+                owned.release(self.0.pfn, self.0.size);
                 let (pfn, size) = (self.0.pfn, self.0.size);
                 Ok(Candidate {
                     pfn,
@@ -270,19 +270,11 @@ impl GuestPage {
 
     /// Returns the page to the host in the RMP. On error the page is still guest-owned
     /// and comes back: the caller tracks it again (transient) or leaks it.
-    pub(crate) fn unassign(
-        self,
-        backend: &Backend,
-        owned: &Owned,
-    ) -> Result<Unassigned, (Self, RmpError)> {
+    pub(crate) fn unassign(self, backend: &Backend) -> Result<Unassigned, (Self, RmpError)> {
         // SAFETY: The page is pinned by the module and was assigned by it (type
         // invariant); making it shared hands nothing to a guest.
         match unsafe { backend.rmpupdate(self.0.pfn, &State::shared(self.0.size)) } {
-            Ok(()) => {
-                // The host's again: writes to it may proceed from now on.
-                owned.release(self.0.pfn, self.0.size);
-                Ok(Unassigned(self.0))
-            }
+            Ok(()) => Ok(Unassigned(self.0)),
             Err(e) => Err((self, e)),
         }
     }
@@ -339,11 +331,15 @@ pub(crate) struct Unassigned(Held);
 impl Unassigned {
     /// Makes the page writable in the direct map again. If that fails the page comes
     /// back and must be leaked: a host write to it could still fault.
-    pub(crate) fn restore(self, batch: &mut Batch<'_>) -> Result<Released, Self> {
+    pub(crate) fn restore(self, owned: &Owned, batch: &mut Batch<'_>) -> Result<Released, Self> {
         // SAFETY: The page is pinned by the module (`Held`) and was made private by a
         // batch of the same direct map.
         match unsafe { batch.make_shared(&self.0.page()) } {
             Ok(()) => {
+                // The host's again in the RMP and writable in the direct map: only now may
+                // the hooks let writes to it through (a GUP write before this point would
+                // hit the read-only direct map).
+                owned.release(self.0.pfn, self.0.size);
                 let (pfn, size) = (self.0.pfn, self.0.size);
                 Ok(Released {
                     pfn,
@@ -499,6 +495,15 @@ pub(crate) fn make_private(
         }
     }
 
+    // The user side first: published as guest pages, user mappings read-only, so
+    // that from here on no write through the user mapping (a store, or a GUP write
+    // through the direct map on the process's behalf) can reach these pages.
+    let claimed = n;
+    if let Err((i, e)) = protect_user(shared, account, pending.get(..n).unwrap_or(&[])) {
+        result = Err(e);
+        n = i;
+    }
+
     let mut batch = shared.directmap.batch();
     for (i, p) in pending.iter_mut().enumerate().take(n) {
         if let Stage::Pinned(page) = p.take() {
@@ -516,12 +521,6 @@ pub(crate) fn make_private(
     // No stale writable translation of these pages may survive their assignment.
     // If the flush failed, no page is assigned and all are unprotected below.
     let flushed = flush(&mut batch).inspect_err(|&e| result = Err(e));
-    if flushed.is_ok() {
-        if let Err((i, e)) = protect_user(shared, account, pending.get(..n).unwrap_or(&[])) {
-            result = Err(e);
-            n = i;
-        }
-    }
 
     for p in pending.iter_mut().take(n) {
         let Ok(flushed) = &flushed else {
@@ -542,7 +541,7 @@ pub(crate) fn make_private(
     }
 
     let mut done = 0;
-    for p in pending.iter_mut() {
+    for (i, p) in pending.iter_mut().enumerate() {
         let slot = p.slot.take();
         match (p.take(), slot) {
             (Stage::Guest(guest), Some(slot)) => {
@@ -564,28 +563,40 @@ pub(crate) fn make_private(
                     drop(page);
                 }
             },
-            // Never touched: dropping unpins. (A guest page without a slot cannot
-            // happen: every `Pending` is built with one; dropping it would leak it.)
+            // Never protected in the direct map: no longer a guest page for the
+            // hooks if it was published, and dropping unpins it. (A guest page
+            // without a slot cannot happen: every `Pending` has one; dropping it
+            // would leak it.)
+            (Stage::Pinned(page), _) => {
+                if i < claimed {
+                    shared.owned.release(page.pfn, page.size);
+                }
+                drop(page);
+            }
             (stage, _) => drop(stage),
         }
     }
     (done, result)
 }
 
-/// Publishes the protected pages of `pending` as guest pages (the lock-free view
-/// the kernel's hooks read) and, where the hooks are in place, write-protects
-/// their user mappings, so that every write to them faults and is judged. The
-/// view comes first: a write landing between the two steps is still refused.
+/// Publishes the pages of `pending` (pinned, not yet changed) as guest pages in
+/// the lock-free view the kernel's hooks read and, where the hooks are in place,
+/// write-protects their user mappings, so that every write to them faults and is
+/// judged. The view comes first: a write landing between the two steps is still
+/// refused. The pages are pinned, but their mappings could have moved (mremap())
+/// between the pin and the write-protection: each address is checked to map its
+/// page still, afterwards, when a move keeps the new PTE read-only.
 ///
-/// On error, returns the index of the first page that must not be assigned.
+/// On error, returns the index of the first page that must not be assigned (all of
+/// `pending` is published either way; the caller withdraws what it does not assign).
 fn protect_user(
     shared: &Shared,
     account: &PinAccount,
     pending: &[Pending],
 ) -> Result<(), (usize, Error)> {
     for p in pending {
-        if let Stage::Protected(page) = &p.stage {
-            shared.owned.claim(page.0.pfn, page.0.size);
+        if let Stage::Pinned(page) = &p.stage {
+            shared.owned.claim(page.pfn, page.size);
         }
     }
     if !shared.hooks.load(Relaxed) {
@@ -603,6 +614,28 @@ fn protect_user(
             j += 1;
         }
         account.wrprotect(start, end - start).map_err(|e| (i, e))?;
+        let run = pending.get(i..j).unwrap_or(&[]);
+        let mut expected = KVVec::new();
+        for p in run {
+            if let Stage::Pinned(page) = &p.stage {
+                for pfn in page.pfn..page.pfn + page.size.pages() {
+                    expected.push(pfn, GFP_KERNEL).map_err(|e| (i, e.into()))?;
+                }
+            }
+        }
+        if let Some(bad) = user_pages::first_moved(start, &expected).map_err(|e| (i, e))? {
+            // The page of base page `bad` of the run is no longer where it was pinned.
+            let mut at = 0u64;
+            // CAST: an index into a batch of at most `BATCH_PAGES` pages.
+            let bad = bad as u64;
+            for (k, p) in run.iter().enumerate() {
+                at += p.req.size.pages();
+                if bad < at {
+                    return Err((i + k, EAGAIN));
+                }
+            }
+            return Err((i, EAGAIN));
+        }
         i = j;
     }
     Ok(())
@@ -633,8 +666,8 @@ pub(crate) fn make_shared(
             return (i, Err(ENOENT));
         };
         let pfn = guest.pfn();
-        match guest.unassign(backend, &shared.owned) {
-            Ok(unassigned) => match unassigned.restore(&mut batch) {
+        match guest.unassign(backend) {
+            Ok(unassigned) => match unassigned.restore(&shared.owned, &mut batch) {
                 Ok(released) => {
                     drop(books.forget(released));
                     account.uncharge(size.pages());
@@ -751,7 +784,7 @@ fn release(shared: &Shared, account: &PinAccount, pages: &mut [Returning]) {
                 continue;
             };
             let pfn = guest.pfn();
-            *r = match guest.unassign(backend, &shared.owned) {
+            *r = match guest.unassign(backend) {
                 Ok(unassigned) => Returning::Unassigned(unassigned),
                 Err((guest, e)) if e.is_transient() && round < CLOSE_ROUNDS => {
                     busy = true;
@@ -777,7 +810,7 @@ fn release(shared: &Shared, account: &PinAccount, pages: &mut [Returning]) {
                 continue;
             };
             let pfn = unassigned.0.pfn;
-            *r = match unassigned.restore(&mut batch) {
+            *r = match unassigned.restore(&shared.owned, &mut batch) {
                 Ok(released) => Returning::Released(released),
                 Err(unassigned) => {
                     drop(unassigned);

@@ -142,12 +142,16 @@ fn write_faults(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// direct map; it must fault (and be reported), never succeed silently.
 fn write_kwrite(s: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
     let pfn = read_pfn(s, reader)?;
-    if !s.ledger.holds(pfn) {
-        return Err(EINVAL);
-    }
-    // SAFETY: The ledger holds `pfn` as a guest page: pinned RAM, which no host code
-    // writes (the byte written is the one read).
-    unsafe { crate::kernel_ext::directmap::probe_write(pfn) }
+    s.ledger.with_held(pfn, || {
+        // Still a guest page for the hooks, so still out of the direct map's write
+        // path: the write faults (a page on its way back is not probed).
+        if !s.owned.page(pfn) {
+            return Err(EINVAL);
+        }
+        // SAFETY: The ledger holds `pfn` as a guest page, and keeps it pinned while
+        // this runs: RAM that no host code writes (the byte written is the one read).
+        unsafe { crate::kernel_ext::directmap::probe_write(pfn) }
+    })
 }
 
 fn write_force_retry(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -156,18 +156,18 @@ impl Provider for Shared {
         let code = ErrorCode::from_raw(uf.error_code);
         let level = level_of(uf.level);
         let pfn = uf.pfn.unwrap_or(u64::MAX);
-        let ownership = if self.force_retry.load(Relaxed) {
-            // Testing the bound: answer as a provider that keeps losing a race would.
-            Ownership::default()
-        } else {
-            Ownership {
-                target: uf.pfn.is_some_and(|p| self.owned.page(p)),
-                range: uf.pfn.is_some_and(|p| {
-                    let first = level.region_start(p);
-                    self.owned.any(first, level.pages())
-                }),
-            }
+        let owned = Ownership {
+            target: uf.pfn.is_some_and(|p| self.owned.page(p)),
+            range: uf.pfn.is_some_and(|p| {
+                let first = level.region_start(p);
+                self.owned.any(first, level.pages())
+            }),
         };
+        // Testing the bound: for faults on mappings over guest pages (and only
+        // those: other processes' copy-on-write faults are none of its business),
+        // answer as a provider that keeps losing a race would.
+        let forced = self.force_retry.load(Relaxed) && (owned.target || owned.range);
+        let ownership = if forced { Ownership::default() } else { owned };
         let fault = Fault {
             write: code.write(),
             // The kernel marks every fault it asks about with X86_PF_RMP, the
@@ -176,7 +176,7 @@ impl Provider for Shared {
             // PTE left from before the page returned), or, for a real RMP fault that
             // raced with a conversion, to a refault the kernel counts against its
             // bound. Only `force_retry` plays a provider that keeps saying "retry".
-            rmp: self.force_retry.load(Relaxed),
+            rmp: forced,
             level,
             splittable: uf.splittable,
             repeats: uf.repeats,

@@ -187,9 +187,19 @@ impl Ledger {
         Registry(self.registry.lock())
     }
 
-    /// Returns whether a file holds `pfn` as part of a guest page (not leaked).
-    pub(crate) fn holds(&self, pfn: u64) -> bool {
+    /// Runs `f` if a file holds `pfn` as part of a guest page (not leaked), with the
+    /// registry locked, so that the page stays pinned while `f` runs (a release
+    /// drops its entry, and its pins, under this lock); `EINVAL` otherwise.
+    pub(crate) fn with_held(&self, pfn: u64, f: impl FnOnce() -> Result) -> Result {
         let registry = self.registry.lock();
+        if Self::holds(&registry, pfn) {
+            f()
+        } else {
+            Err(EINVAL)
+        }
+    }
+
+    fn holds(registry: &RBTree<u64, Entry>, pfn: u64) -> bool {
         // An entry that holds `pfn` starts at most one 2M page before it.
         let mut from = PageSize::Size2M.align_down(pfn);
         while let Some(c) = registry.cursor_lower_bound(&from) {
