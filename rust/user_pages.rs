@@ -85,7 +85,18 @@ impl Drop for PinnedPage {
 /// `EINVAL` when it crosses a VMA boundary or is file-backed, shared, hugetlbfs
 /// (unless `hugetlb` allows private hugetlbfs pages) or a special mapping, and what
 /// `pin_user_pages()` returns (`ENOMEM`, ...).
-pub(crate) fn pin_anon(hva: usize, count: usize, hugetlb: bool) -> Result<KVVec<PinnedPage>> {
+///
+/// `write` pins for writing, which faults the pages in writable (never the zero
+/// page) and breaks copy-on-write; without it the pins are taken read-only, for
+/// pages already mapped read-only on purpose (a huge mapping that holds a guest
+/// page), which a write fault would be refused on, and which are real, exclusive
+/// pages (the guest page in them is pinned).
+pub(crate) fn pin_anon(
+    hva: usize,
+    count: usize,
+    hugetlb: bool,
+    write: bool,
+) -> Result<KVVec<PinnedPage>> {
     let len = count.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
     let end = hva.checked_add(len).ok_or(EINVAL)?;
     let task = current!();
@@ -114,7 +125,11 @@ pub(crate) fn pin_anon(hva: usize, count: usize, hugetlb: bool) -> Result<KVVec<
         if !(anonymous || hugetlb && huge) || vma.flags() & refused != 0 {
             return Err(EINVAL);
         }
-        let flags = bindings::FOLL_WRITE | bindings::FOLL_LONGTERM;
+        let flags = if write {
+            bindings::FOLL_WRITE | bindings::FOLL_LONGTERM
+        } else {
+            bindings::FOLL_LONGTERM
+        };
         // SAFETY: The mmap read lock is held, as `pin_user_pages()` requires, and `raw`
         // has room for `count` pointers.
         unsafe { bindings::pin_user_pages(hva, count, flags, raw.as_mut_ptr()) }

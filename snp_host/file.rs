@@ -51,21 +51,29 @@ fn key(hva: usize) -> u64 {
 /// Refuses (`EBUSY`) a page that is already a guest page, before it is pinned for
 /// writing: with the user mappings of guest pages write-protected, the pin's write
 /// fault would be refused (`EFAULT`), and would split the THP the page is in.
-fn check_not_owned(shared: &Shared, req: &uapi::PrivateRequest) -> Result {
+///
+/// Returns whether the page lies in a huge mapping that already holds a guest page:
+/// that mapping is read-only on purpose, so the page is pinned read-only (a write
+/// pin would be refused for hugetlbfs, and split a THP).
+fn check_not_owned(shared: &Shared, req: &uapi::PrivateRequest) -> Result<bool> {
     // A read-only look at every page: it faults nothing in for writing.
     let count = usize::try_from(req.size.pages()).map_err(|_| EINVAL)?;
     if user_pages::any_pfn(req.hva, count, |pfn| shared.owned.page(pfn))? {
         return Err(EBUSY);
     }
-    Ok(())
+    let in_guest_region = req.size == PageSize::Size4K
+        && user_pages::any_pfn(req.hva, 1, |pfn| {
+            shared.owned.any(PageSize::Size2M.align_down(pfn), 512)
+        })?;
+    Ok(in_guest_region && shared.hooks.load(Relaxed))
 }
 
 /// Pins the page of `req` and checks that it can be assigned at its size.
 fn pin_private(shared: &Shared, req: uapi::PrivateRequest) -> Result<Pending> {
-    check_not_owned(shared, &req)?;
+    let read_only = check_not_owned(shared, &req)?;
     let hugetlb = shared.hooks.load(Relaxed);
     let count = usize::try_from(req.size.pages()).map_err(|_| EINVAL)?;
-    let mut pinned = user_pages::pin_anon(req.hva, count, hugetlb)?;
+    let mut pinned = user_pages::pin_anon(req.hva, count, hugetlb, !read_only)?;
     let page = if req.size == PageSize::Size2M {
         let mut pins = KVec::with_capacity(pinned.len(), GFP_KERNEL_ACCOUNT)?;
         for p in pinned.drain_all() {
@@ -95,7 +103,7 @@ fn pin_range(
     let n = usize::try_from(count).map_err(|_| EINVAL)?;
     let mut pending = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
     if req.size == PageSize::Size4K {
-        if let Ok(pins) = user_pages::pin_anon(req.hva_of(first), n, hugetlb) {
+        if let Ok(pins) = user_pages::pin_anon(req.hva_of(first), n, hugetlb, true) {
             for (i, pin) in (first..).zip(pins) {
                 let page = req.private_page(i);
                 let p = Pending::new(key(page.hva), page, Candidate::small(pin))?;

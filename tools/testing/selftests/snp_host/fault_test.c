@@ -705,6 +705,10 @@ TEST_F(fault, thp_second_private)
 	split0 = split_pmd_count(_metadata);
 	make_private(_metadata, ctx, ctx->env.fd, t.base + k1 * SZ_4K, 0x30003000ULL, 0);
 	make_private(_metadata, ctx, ctx->env.fd, t.base + k2 * SZ_4K, 0x3012c000ULL, 0);
+	/* Behaviour 1 holds for the second page too: no split at conversion. */
+	EXPECT_EQ(split0, split_pmd_count(_metadata))
+		TH_LOG("the second MAKE_PRIVATE split the THP");
+	EXPECT_TRUE(thp_intact(&t)) TH_LOG("the second MAKE_PRIVATE split or moved the THP");
 	expect_sigbus(_metadata, ctx, t.base + k1 * SZ_4K + 1, "first private page");
 	expect_sigbus(_metadata, ctx, t.base + k2 * SZ_4K + 2, "second private page");
 
@@ -846,6 +850,11 @@ TEST_F(fault, hugetlb_4k_inside)
 	expect_delta(_metadata, &s0, &s1, 1, 0, 1, 0, 0);
 	expect_sigbus(_metadata, ctx, h + 7 * SZ_4K + 9, "the private 4K page itself");
 	expect_huge_sigbus(_metadata, ctx, h, pfns, "hugetlb page with a private 4K page");
+	/* A second 4K page of the same hugetlbfs page (its mapping is read-only now). */
+	make_private(_metadata, ctx, ctx->env.fd, h + 100 * SZ_4K, 0x80064000ULL, 0);
+	expect_sigbus(_metadata, ctx, h + 100 * SZ_4K + 9, "the second private 4K page");
+	make_shared(_metadata, ctx->env.fd, h + 100 * SZ_4K, 0);
+	expect_huge_sigbus(_metadata, ctx, h, pfns, "hugetlb page with one private 4K page left");
 	make_shared(_metadata, ctx->env.fd, h + 7 * SZ_4K, 0);
 	expect_huge_stores(_metadata, h, pfns, "hugetlb page after MAKE_SHARED");
 	expect_store(_metadata, h + 7 * SZ_4K + 9, 0x52, "the 4K page after MAKE_SHARED");
