@@ -169,7 +169,8 @@ unsafe extern "C" fn write_refused_cb<T: Provider>(pfn: u64, nr: c_ulong, why: c
     let Some(p) = (unsafe { provider::<T>() }) else {
         return false;
     };
-    // CAST: `why` is one of the `SNP_WRITE_*` constants, all small and positive.
+    // CAST: `why` is one of the `MM_WRITE_*` constants (`enum mm_write_reason`), all
+    // small and positive.
     let check = match why as u32 {
         bindings::mm_write_reason_MM_WRITE_WP_FAULT => WriteCheck::WpFault,
         bindings::mm_write_reason_MM_WRITE_MPROTECT => WriteCheck::Mprotect,

@@ -111,7 +111,7 @@ fn setup() -> Result<State> {
     // turns kernel writes through them into clean errors on hardware too.
     let hooks = Registration::new(shared.clone(), hardware, true).inspect_err(|e| {
         pr_err!(
-            "cannot register with the kernel's RMP hooks ({:?}): is another provider loaded?\n",
+            "cannot register with the kernel's RMP hooks ({:?}): EBUSY if another provider is loaded, EINVAL if the backend does not match the host (an emulated RMP on an SNP host)\n",
             e
         )
     })?;
