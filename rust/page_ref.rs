@@ -89,10 +89,7 @@ impl PageRefs {
             taken += 1;
         }
         // INVARIANT: references on the first `taken` folios and `pages` on the module.
-        let refs = Self {
-            pfn,
-            pages: taken,
-        };
+        let refs = Self { pfn, pages: taken };
         if taken < pages {
             for _ in taken..pages {
                 // SAFETY: One of the module references taken above, not held by `refs`.

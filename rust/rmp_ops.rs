@@ -140,8 +140,7 @@ pub(crate) trait RmpOperations: Send + Sync + 'static {
     /// it (that of the 2M-aligned page).
     fn lookup(&self, pfn: u64) -> Result<(bool, Level)>;
     /// Assigns the `level` page at `pfn` to `asid` at `gpa`.
-    fn make_private(&self, pfn: u64, gpa: u64, level: Level, asid: u32, immutable: bool)
-        -> Result;
+    fn make_private(&self, pfn: u64, gpa: u64, level: Level, asid: u32, immutable: bool) -> Result;
     /// Returns the `level` page at `pfn` to the host.
     fn make_shared(&self, pfn: u64, level: Level) -> Result;
     /// Splits the 2M entry at `pfn` into 512 4K entries.
@@ -512,8 +511,11 @@ pub(crate) mod sev {
 
     // The prototypes of `arch/x86/include/asm/sev.h`.
     extern "C" {
-        pub(crate) fn snp_lookup_rmpentry(pfn: u64, assigned: *mut bool, level: *mut c_int)
-            -> c_int;
+        pub(crate) fn snp_lookup_rmpentry(
+            pfn: u64,
+            assigned: *mut bool,
+            level: *mut c_int,
+        ) -> c_int;
         pub(crate) fn psmash(pfn: u64) -> c_int;
         pub(crate) fn rmp_make_private(
             pfn: u64,

@@ -38,13 +38,8 @@ macro_rules! counters {
                 }
             }
 
-            /// Writes one `name: value` line per counter.
-            pub(crate) fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.write_prefixed(f, "")
-            }
-
             /// Writes one `<prefix>name: value` line per counter.
-            pub(crate) fn write_prefixed(
+            pub(crate) fn write(
                 &self,
                 f: &mut fmt::Formatter<'_>,
                 prefix: &str,

@@ -172,7 +172,10 @@ fn reach_of(asid: u32) -> Reach {
 
 /// Returns what debugfs `status` says of the provider.
 pub(crate) fn provider_state(s: &Shared) -> &'static str {
-    match (s.hooks.load(core::sync::atomic::Ordering::Relaxed), s.backend.hardware()) {
+    match (
+        s.hooks.load(core::sync::atomic::Ordering::Relaxed),
+        s.backend.hardware(),
+    ) {
         (false, _) => "not registered",
         (true, Some(_)) => "registered: KVM's RMP operations (hardware RMP)",
         (true, None) => {
@@ -348,7 +351,10 @@ impl Shared {
 
     /// PSMASH of the 2M page at `pfn` for the kernel.
     fn kernel_psmash(&self, pfn: u64) -> Result<(), PsmashError> {
-        let fail = |e: RmpError| e.code().map_or(PsmashError::Errno(errno(e)), PsmashError::Code);
+        let fail = |e: RmpError| {
+            e.code()
+                .map_or(PsmashError::Errno(errno(e)), PsmashError::Code)
+        };
         let mut books = self.ledger.kernel();
         if books.get(pfn).map(KernelPage::size) != Some(PageSize::Size2M) {
             // A 2M page of `/dev/snp_host`: not the kernel's to split.
@@ -360,15 +366,18 @@ impl Shared {
             // nobody's ownership; the caller owns the page.
             return unsafe { self.backend.psmash(pfn) }.map_err(fail);
         }
-        let mut slots = KVVec::with_capacity(512, GFP_KERNEL).map_err(|_| PsmashError::Errno(ENOMEM))?;
+        let mut slots =
+            KVVec::with_capacity(512, GFP_KERNEL).map_err(|_| PsmashError::Errno(ENOMEM))?;
         for _ in 0..512 {
             let slot = KernelSlot::new().map_err(PsmashError::Errno)?;
             slots
                 .push(slot, GFP_KERNEL)
                 .map_err(|_| PsmashError::Errno(ENOMEM))?;
         }
-        let mut split = KVVec::with_capacity(512, GFP_KERNEL).map_err(|_| PsmashError::Errno(ENOMEM))?;
-        let mut pages = KVVec::with_capacity(512, GFP_KERNEL).map_err(|_| PsmashError::Errno(ENOMEM))?;
+        let mut split =
+            KVVec::with_capacity(512, GFP_KERNEL).map_err(|_| PsmashError::Errno(ENOMEM))?;
+        let mut pages =
+            KVVec::with_capacity(512, GFP_KERNEL).map_err(|_| PsmashError::Errno(ENOMEM))?;
         // SAFETY: The module assigned the 2M page and holds it (`KernelPage`
         // invariant); once this succeeded it tracks the 512 pages as 4K pages.
         unsafe { self.backend.psmash(pfn) }.map_err(fail)?;
@@ -478,14 +487,7 @@ impl RmpOperations for Shared {
         }
     }
 
-    fn make_private(
-        &self,
-        pfn: u64,
-        gpa: u64,
-        level: Level,
-        asid: u32,
-        immutable: bool,
-    ) -> Result {
+    fn make_private(&self, pfn: u64, gpa: u64, level: Level, asid: u32, immutable: bool) -> Result {
         let size = page_size(level);
         let state = State::private(gpa, size, asid, immutable);
         counted(self.kernel_make_private(pfn, &state, size, asid, Origin::Kernel))
@@ -555,9 +557,14 @@ mod tests {
         let c = &KVM_COUNTERS;
         let page = kernel::page::Page::alloc_page(GFP_KERNEL)?;
         let pfn = dm::pfn_of(&page);
-        let (made, returned, now) = (c.make_private.get(), c.make_shared.get(), c.private_4k_now.get());
+        let (made, returned, now) = (
+            c.make_private.get(),
+            c.make_shared.get(),
+            c.private_4k_now.get(),
+        );
         // SAFETY: The test owns the page, which nothing else uses; it gets it back.
-        assert_eq!(unsafe { sev::rmp_make_private(pfn, 0x1000, sev::LEVEL_4K, 1, false) }, 0);
+        let made_private = unsafe { sev::rmp_make_private(pfn, 0x1000, sev::LEVEL_4K, 1, false) };
+        assert_eq!(made_private, 0);
         assert_eq!(c.make_private.get(), made + 1);
         assert_eq!(c.private_4k_now.get(), now + 1);
         // A kernel-only page: out of the direct map.
@@ -565,7 +572,8 @@ mod tests {
         assert_eq!(sev::lookup(pfn), Ok((true, 1)));
         // Assigned again with other attributes: the RMP takes them, nothing is counted.
         // SAFETY: As above.
-        assert_eq!(unsafe { sev::rmp_make_private(pfn, 0x2000, sev::LEVEL_4K, 2, false) }, 0);
+        let again = unsafe { sev::rmp_make_private(pfn, 0x2000, sev::LEVEL_4K, 2, false) };
+        assert_eq!(again, 0);
         assert_eq!(c.make_private.get(), made + 1);
         // A 4K entry cannot be smashed: the RMP's return code comes back.
         // SAFETY: PSMASH changes no ownership.
@@ -590,7 +598,11 @@ mod tests {
         let page = kernel::page::Page::alloc_page(GFP_KERNEL)?;
         let other = kernel::page::Page::alloc_page(GFP_KERNEL)?;
         let (pfn, stranger) = (dm::pfn_of(&page), dm::pfn_of(&other));
-        let (made, returned, now) = (c.make_private.get(), c.make_shared.get(), c.private_4k_now.get());
+        let (made, returned, now) = (
+            c.make_private.get(),
+            c.make_shared.get(),
+            c.private_4k_now.get(),
+        );
         for _ in 0..3 {
             // SAFETY: The test owns the page; reclaim below gives it back.
             assert_eq!(unsafe { sev::snp_rmp_sw_make_private(pfn, 0x4000, 1) }, 0);

@@ -177,11 +177,6 @@ impl KernelBooks<'_> {
         self.kernel.remove(&pfn)
     }
 
-    /// Puts a page taken off the tree back, in the node `slot` reserved.
-    pub(crate) fn put_back(&mut self, slot: KernelSlot, page: KernelPage) {
-        self.kernel.insert(slot.kernel.into_node(page.pfn(), page));
-    }
-
     /// Stops tracking the page at `pfn`, returned to the host.
     pub(crate) fn forget(&mut self, pfn: u64) {
         self.registry.remove(&pfn);
@@ -201,32 +196,6 @@ impl KernelBooks<'_> {
         for (page, slot) in pages.into_iter().zip(slots) {
             self.track(slot, page);
         }
-    }
-
-    /// Returns the first PFNs of the kernel's pages that overlap `[pfn, pfn + pages)`,
-    /// up to `out`'s capacity.
-    pub(crate) fn overlapping(&self, pfn: u64, pages: u64, out: &mut KVVec<u64>) {
-        let end = pfn.saturating_add(pages);
-        let mut from = PageSize::Size2M.align_down(pfn);
-        while out.len() < out.capacity() {
-            let Some(c) = self.kernel.cursor_lower_bound(&from) else {
-                return;
-            };
-            let (&start, page) = c.current();
-            if start >= end {
-                return;
-            }
-            if start.saturating_add(page.size().pages()) > pfn {
-                // Cannot fail: there is room (checked above).
-                let _ = out.push_within_capacity(start);
-            }
-            from = start.saturating_add(1);
-        }
-    }
-
-    /// Returns how many 4K pages the kernel's pages hold.
-    pub(crate) fn count(&self) -> u64 {
-        self.kernel.values().map(|p| p.size().pages()).sum()
     }
 }
 

@@ -48,9 +48,10 @@ static int read_directmap(struct directmap *d)
 		return -errno;
 	memset(d, 0, sizeof(*d));
 	while (fgets(line, sizeof(line), f)) {
-		found += sscanf(line, "DirectMap4k: %llu kB", &d->k4);
-		found += sscanf(line, "DirectMap2M: %llu kB", &d->m2);
-		found += sscanf(line, "DirectMap1G: %llu kB", &d->g1);
+		if (sscanf(line, "DirectMap4k: %llu kB", &d->k4) == 1 ||
+		    sscanf(line, "DirectMap2M: %llu kB", &d->m2) == 1 ||
+		    sscanf(line, "DirectMap1G: %llu kB", &d->g1) == 1)
+			found++;
 	}
 	fclose(f);
 	return found >= 2 ? 0 : -ENOENT;
@@ -59,6 +60,12 @@ static int read_directmap(struct directmap *d)
 static bool same_directmap(const struct directmap *a, const struct directmap *b)
 {
 	return a->k4 == b->k4 && a->m2 == b->m2 && a->g1 == b->g1;
+}
+
+static void print_directmap(const struct directmap *a, const struct directmap *b)
+{
+	printf("DirectMap4k %llu -> %llu kB, 2M %llu -> %llu kB, 1G %llu -> %llu kB\n",
+	       a->k4, b->k4, a->m2, b->m2, a->g1, b->g1);
 }
 
 static void sleep_ms(long ms)
@@ -124,8 +131,8 @@ int main(int argc, char **argv)
 		/* The baseline: the same test, with Linux's own RMP operations. */
 		rc = run(argv + 2);
 		read_directmap(&d1);
-		printf("baseline (no module): exit %d; DirectMap4k %llu -> %llu kB, 2M %llu -> %llu kB, 1G %llu -> %llu kB\n",
-		       rc, d0.k4, d1.k4, d0.m2, d1.m2, d0.g1, d1.g1);
+		printf("baseline (no module): exit %d\n", rc);
+		print_directmap(&d0, &d1);
 		return rc == 0 ? 0 : rc == KSFT_SKIP ? KSFT_SKIP : 1;
 	}
 	if (ioctl(fd, SNP_HOST_GET_STATUS, &st)) {
@@ -162,13 +169,13 @@ int main(int argc, char **argv)
 			break;
 		sleep_ms(100);
 	}
-	printf("kvm: make_private +%llu, make_shared +%llu, psmash +%llu, lookups +%llu, failures +%llu, leaked +%llu, private now %llu\n",
+	printf("kvm: make_private +%llu, make_shared +%llu, psmash +%llu, lookups +%llu\n",
 	       k1.make_private - k0.make_private, k1.make_shared - k0.make_shared,
-	       k1.psmash - k0.psmash, k1.lookups - k0.lookups,
+	       k1.psmash - k0.psmash, k1.lookups - k0.lookups);
+	printf("kvm: failures +%llu, leaked +%llu, private now %llu\n",
 	       k1.failures - k0.failures, k1.leaked_pages - k0.leaked_pages,
 	       k1.private_4k_now);
-	printf("DirectMap4k %llu -> %llu kB, 2M %llu -> %llu kB, 1G %llu -> %llu kB\n",
-	       d0.k4, d1.k4, d0.m2, d1.m2, d0.g1, d1.g1);
+	print_directmap(&d0, &d1);
 
 	if (k1.private_4k_now) {
 		printf("FAIL: %llu pages are still private\n", k1.private_4k_now);

@@ -24,7 +24,7 @@
 #define SNP_HOST_FLAG_SEGMENTED_RMP	(1U << 1)	/* the RMP is segmented */
 #define SNP_HOST_FLAG_KERNEL_HOOKS	(1U << 2)	/* the fault path calls the module */
 #define SNP_HOST_FLAG_USER_WP		(1U << 3)	/* user mappings of guest pages are RO */
-#define SNP_HOST_FLAG_KVM		(1U << 4)	/* the module provides the kernel's RMP operations */
+#define SNP_HOST_FLAG_KVM		(1U << 4)	/* the module serves KVM's RMP ops */
 
 /* snp_host_status.directmap_policy (module parameter directmap=) */
 #define SNP_HOST_DIRECTMAP_SPLIT	1	/* split to 4K, stay mapped, no merge (7.3) */
