@@ -74,7 +74,7 @@ KVM_TESTS := $(sort $(shell sed -e 's/\#.*//' vm/kvm-tests | awk 'NF { print $$2
 
 kvm-selftests: kernel $(BUILD)/vm/kvm_check
 	+$(KMAKE) -C $(KDIR) -s headers
-	+$(MAKE) -C $(KDIR)/tools/testing/selftests/kvm EXTRA_CFLAGS=-static OUTPUT=$(KVM_OUT) \
+	+$(MAKE) -s -C $(KDIR)/tools/testing/selftests/kvm EXTRA_CFLAGS=-static OUTPUT=$(KVM_OUT) \
 		$(addprefix $(KVM_OUT)/,$(KVM_TESTS))
 
 $(BUILD)/vm/kvm_check: vm/kvm_check.c include/uapi/linux/snp_host.h

@@ -108,9 +108,15 @@ static int get_kvm_stats(int fd, struct snp_host_kvm_stats *s)
 	return ioctl(fd, SNP_HOST_GET_KVM_STATS, s) ? -errno : 0;
 }
 
+static int get_stats(int fd, struct snp_host_stats *s)
+{
+	return ioctl(fd, SNP_HOST_GET_STATS, s) ? -errno : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct snp_host_kvm_stats k0, k1;
+	struct snp_host_stats s0, s1;
 	struct snp_host_status st;
 	struct directmap d0, d1;
 	bool conversions, coalesce;
@@ -146,8 +152,10 @@ int main(int argc, char **argv)
 	}
 	coalesce = st.directmap_policy == SNP_HOST_DIRECTMAP_COALESCE;
 	rc = get_kvm_stats(fd, &k0);
+	if (!rc)
+		rc = get_stats(fd, &s0);
 	if (rc) {
-		printf("GET_KVM_STATS: %s\n", strerror(-rc));
+		printf("GET_KVM_STATS/GET_STATS: %s\n", strerror(-rc));
 		return 1;
 	}
 
@@ -163,7 +171,7 @@ int main(int argc, char **argv)
 
 	/* The test's pages go back as its files close; give stragglers 5 s. */
 	for (tries = 0; tries < 50; tries++) {
-		if (get_kvm_stats(fd, &k1) || read_directmap(&d1))
+		if (get_kvm_stats(fd, &k1) || get_stats(fd, &s1) || read_directmap(&d1))
 			break;
 		if (k1.private_4k_now == 0 && (!coalesce || same_directmap(&d0, &d1)))
 			break;
@@ -176,6 +184,9 @@ int main(int argc, char **argv)
 	       k1.failures - k0.failures, k1.leaked_pages - k0.leaked_pages,
 	       k1.private_4k_now);
 	print_directmap(&d0, &d1);
+	printf("direct map: 2M splits +%llu, merges +%llu, TLB flushes +%llu, pages out %llu\n",
+	       s1.dm_splits_2m - s0.dm_splits_2m, s1.dm_merges_2m - s0.dm_merges_2m,
+	       s1.tlb_flushes - s0.tlb_flushes, s1.dm_unmapped_pages);
 
 	if (k1.private_4k_now) {
 		printf("FAIL: %llu pages are still private\n", k1.private_4k_now);
@@ -196,6 +207,11 @@ int main(int argc, char **argv)
 	if (k1.make_private - k0.make_private != k1.make_shared - k0.make_shared) {
 		printf("FAIL: %llu pages made private, %llu returned\n",
 		       k1.make_private - k0.make_private, k1.make_shared - k0.make_shared);
+		bad = 1;
+	}
+	if (s1.dm_unmapped_pages != s0.dm_unmapped_pages) {
+		printf("FAIL: %llu pages out of the direct map before, %llu after\n",
+		       s0.dm_unmapped_pages, s1.dm_unmapped_pages);
 		bad = 1;
 	}
 	if (coalesce && !same_directmap(&d0, &d1)) {
