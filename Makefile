@@ -68,7 +68,8 @@ selftests: kernel
 # Upstream's KVM selftests (issue 10), the ones vm/kvm-tests lists, built
 # statically from the project kernel's own tree (after its uapi headers) into
 # build/kvm; vm.sh runs each under build/vm/kvm_check, without the module and
-# with it.
+# with it, and build/vm/kvm_busy (rmmod refused while a VM has private pages),
+# which needs the same headers.
 KVM_OUT := $(BUILD)/kvm
 KVM_TESTS := $(sort $(shell sed -e 's/\#.*//' vm/kvm-tests | awk 'NF { print $$2 }'))
 
@@ -76,6 +77,8 @@ kvm-selftests: kernel $(BUILD)/vm/kvm_check
 	+$(KMAKE) -C $(KDIR) -s headers
 	+$(MAKE) -s -C $(KDIR)/tools/testing/selftests/kvm EXTRA_CFLAGS=-static OUTPUT=$(KVM_OUT) \
 		$(addprefix $(KVM_OUT)/,$(KVM_TESTS))
+	$(CC) -Wall -Wextra -O2 -static -Iinclude/uapi -isystem $(KDIR)/usr/include \
+		-o $(BUILD)/vm/kvm_busy vm/kvm_busy.c
 
 $(BUILD)/vm/kvm_check: vm/kvm_check.c include/uapi/linux/snp_host.h
 	mkdir -p $(dir $@)

@@ -58,6 +58,7 @@ find "$top/build/selftests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/te
 # The KVM selftests keep their paths (x86/...), as vm/kvm-tests names them.
 if [ "$mode" = check ] && [ -x "$out/kvm_check" ]; then
 	cp "$out/kvm_check" "$root/bin/kvm_check"
+	[ -x "$out/kvm_busy" ] && cp "$out/kvm_busy" "$root/bin/kvm_busy"
 	cp "$top/vm/kvm-tests" "$root/kvm/tests"
 	for t in $(sed -e 's/#.*//' "$top/vm/kvm-tests" | awk 'NF { print $2 }' | sort -u); do
 		[ -x "$top/build/kvm/$t" ] || die "no KVM selftest at build/kvm/$t (run: make kvm-selftests)"
