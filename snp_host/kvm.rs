@@ -199,7 +199,6 @@ impl Shared {
         if !size.is_aligned(pfn) || end > self.backend.end_pfn() || asid > self.max_asid {
             return Err(EINVAL);
         }
-        let slot = KernelSlot::new()?;
         let mut books = self.ledger.kernel();
         if let Some(page) = books.get(pfn) {
             if page.size != size {
@@ -232,6 +231,9 @@ impl Shared {
                 .map(|()| KVM_COUNTERS.make_private.add(pages))
                 .map_err(errno);
         }
+        // Allocated only now: most calls (every private fault-in of a software-protected
+        // VM) find the page above. Sleeping here, under the ledger, is allowed.
+        let slot = KernelSlot::new()?;
         let refs = PageRefs::get(pfn, pages)?;
         let reach = reach_of(asid);
         let dm_page = directmap::Page { pfn, size };
