@@ -75,9 +75,18 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* Runs the test; returns its exit status, or -1 if it did not exit. */
 static int run(char **argv)
 {
+	double start = now();
 	int status;
 	pid_t pid;
 
@@ -96,6 +105,7 @@ static int run(char **argv)
 		printf("waitpid: %s\n", strerror(errno));
 		return -1;
 	}
+	printf("%s ran for %.2f s\n", argv[0], now() - start);
 	if (WIFSIGNALED(status)) {
 		printf("%s killed by signal %d\n", argv[0], WTERMSIG(status));
 		return -1;
