@@ -53,14 +53,7 @@ pub(crate) enum Reach {
     /// User space maps them (every `/dev/snp_host` page): they stay readable,
     /// because the kernel reads them for their process.
     User,
-    /// Only the kernel holds them: they are made not present.
-    #[cfg_attr(
-        not(CONFIG_KUNIT = "y"),
-        expect(
-            dead_code,
-            reason = "KVM's guest_memfd pages (issue 10) are the first users; KUnit tests it now"
-        )
-    )]
+    /// Only the kernel holds them (KVM's guest pages): they are made not present.
     Kernel,
 }
 

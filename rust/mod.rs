@@ -13,6 +13,7 @@ pub(crate) mod directmap;
 pub(crate) mod insn;
 pub(crate) mod memory;
 pub(crate) mod msr;
+pub(crate) mod page_ref;
 pub(crate) mod param;
 pub(crate) mod rmp_ops;
 pub(crate) mod sched;

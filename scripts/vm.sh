@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Boot the test VM: QEMU/TCG with -cpu EPYC, an initramfs of busybox-static,
-# snp_host.ko and the statically linked selftests.
+# Boot the test VM: QEMU/TCG with -cpu EPYC,+svm,+npt (nested SVM with NPT, so
+# that KVM runs guests inside it), an initramfs of busybox-static, snp_host.ko,
+# the statically linked selftests and the upstream KVM selftests of
+# vm/kvm-tests (build/kvm, run under build/vm/kvm_check).
 #
 #   vm.sh run     load the module and tell, in words, what it found and did
 #   vm.sh check   run KUnit + selftests (+ EXTRA_TESTS), scan the kernel log, summarise
@@ -33,6 +35,7 @@ fi
 root=$out/root
 VM_TIMEOUT=${VM_TIMEOUT:-300}
 VM_MEM=${VM_MEM:-3G}
+VM_CPU=${VM_CPU:-EPYC,+svm,+npt}
 
 kernel=$kdir/arch/x86/boot/bzImage
 module=${MODULE:-$top/build/module/snp_host/snp_host.ko}
@@ -42,7 +45,7 @@ busybox=$(command -v busybox) || die "busybox-static is not installed (run: make
 
 # Assemble the initramfs.
 rm -rf "$root"
-mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules,tests,extra}
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules,tests,extra,kvm}
 cp "$busybox" "$root/bin/busybox"
 cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
@@ -52,13 +55,24 @@ if [ "$mode" = bench ]; then
 fi
 chmod +x "$root/init"
 find "$top/build/selftests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/tests/" \; 2>/dev/null || true
+# The KVM selftests keep their paths (x86/...), as vm/kvm-tests names them.
+if [ "$mode" = check ] && [ -x "$out/kvm_check" ]; then
+	cp "$out/kvm_check" "$root/bin/kvm_check"
+	[ -x "$out/kvm_busy" ] && cp "$out/kvm_busy" "$root/bin/kvm_busy"
+	cp "$top/vm/kvm-tests" "$root/kvm/tests"
+	for t in $(sed -e 's/#.*//' "$top/vm/kvm-tests" | awk 'NF { print $2 }' | sort -u); do
+		[ -x "$top/build/kvm/$t" ] || die "no KVM selftest at build/kvm/$t (run: make kvm-selftests)"
+		mkdir -p "$root/kvm/$(dirname "$t")"
+		cp "$top/build/kvm/$t" "$root/kvm/$t"
+	done
+fi
 if [ -n "${EXTRA_TESTS:-}" ]; then
 	[ -d "$EXTRA_TESTS" ] || die "EXTRA_TESTS=$EXTRA_TESTS is not a directory"
 	find "$EXTRA_TESTS" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/extra/" \;
 fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz"
 
-qemu=(qemu-system-x86_64 -accel tcg -cpu EPYC -smp 2 -m "$VM_MEM" -no-reboot
+qemu=(qemu-system-x86_64 -accel tcg -cpu "$VM_CPU" -smp 2 -m "$VM_MEM" -no-reboot
 	-kernel "$kernel" -initrd "$out/initramfs.cpio.gz")
 # An unknown name=value on the command line reaches /init as an environment variable.
 append="console=ttyS0 panic=-1 vmmode=$mode"

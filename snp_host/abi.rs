@@ -111,6 +111,20 @@ pub(crate) struct FaultStats {
     pub(crate) reserved: [u64; 9],
 }
 
+/// `struct snp_host_kvm_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct KvmStats {
+    pub(crate) make_private: u64,
+    pub(crate) make_shared: u64,
+    pub(crate) psmash: u64,
+    pub(crate) lookups: u64,
+    pub(crate) leaked_pages: u64,
+    pub(crate) private_4k_now: u64,
+    pub(crate) failures: u64,
+    pub(crate) reserved: [u64; 9],
+}
+
 /// `struct snp_host_range`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -143,6 +157,8 @@ pub(crate) const CONVERT_RANGE: u32 = iowr::<Range>(0x05);
 pub(crate) const GET_STATS: u32 = ior::<Stats>(0x07);
 /// `SNP_HOST_GET_FAULT_STATS`.
 pub(crate) const GET_FAULT_STATS: u32 = ior::<FaultStats>(0x08);
+/// `SNP_HOST_GET_KVM_STATS`.
+pub(crate) const GET_KVM_STATS: u32 = ior::<KvmStats>(0x09);
 
 /// `snp_host_status.backend`: the hardware RMP.
 pub(crate) const BACKEND_HARDWARE: u32 = 1;
@@ -156,6 +172,8 @@ pub(crate) const FLAG_SEGMENTED_RMP: u32 = 1 << 1;
 pub(crate) const FLAG_KERNEL_HOOKS: u32 = 1 << 2;
 /// `snp_host_status.flags`: user mappings of guest pages are write-protected.
 pub(crate) const FLAG_USER_WP: u32 = 1 << 3;
+/// `snp_host_status.flags`: the module provides the kernel's RMP operations.
+pub(crate) const FLAG_KVM: u32 = 1 << 4;
 /// `snp_host_page.level` and `snp_host_range.level`: a 4K page.
 pub(crate) const LEVEL_4K: u8 = 0;
 /// `snp_host_page.level` and `snp_host_range.level`: a 2M page.

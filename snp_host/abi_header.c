@@ -97,6 +97,16 @@ static_assert(sizeof(struct snp_host_stats) ==
 	      WIDTH(struct snp_host_stats, tlb_flushes) +
 	      WIDTH(struct snp_host_stats, reserved),
 	      "struct snp_host_stats has padding");
+static_assert(sizeof(struct snp_host_kvm_stats) ==
+	      WIDTH(struct snp_host_kvm_stats, make_private) +
+	      WIDTH(struct snp_host_kvm_stats, make_shared) +
+	      WIDTH(struct snp_host_kvm_stats, psmash) +
+	      WIDTH(struct snp_host_kvm_stats, lookups) +
+	      WIDTH(struct snp_host_kvm_stats, leaked_pages) +
+	      WIDTH(struct snp_host_kvm_stats, private_4k_now) +
+	      WIDTH(struct snp_host_kvm_stats, failures) +
+	      WIDTH(struct snp_host_kvm_stats, reserved),
+	      "struct snp_host_kvm_stats has padding");
 static_assert(sizeof(struct snp_host_range) ==
 	      WIDTH(struct snp_host_range, hva) +
 	      WIDTH(struct snp_host_range, npages) +
@@ -202,6 +212,25 @@ int main(void)
 	CHECK_OFFSET("FaultStats", struct snp_host_fault_stats, reserved);
 	CHECK_WIDTH("FaultStats", struct snp_host_fault_stats, reserved);
 
+	CHECK_SIZE("KvmStats", struct snp_host_kvm_stats);
+	CHECK_ALIGN("KvmStats", struct snp_host_kvm_stats);
+	CHECK_OFFSET("KvmStats", struct snp_host_kvm_stats, make_private);
+	CHECK_WIDTH("KvmStats", struct snp_host_kvm_stats, make_private);
+	CHECK_OFFSET("KvmStats", struct snp_host_kvm_stats, make_shared);
+	CHECK_WIDTH("KvmStats", struct snp_host_kvm_stats, make_shared);
+	CHECK_OFFSET("KvmStats", struct snp_host_kvm_stats, psmash);
+	CHECK_WIDTH("KvmStats", struct snp_host_kvm_stats, psmash);
+	CHECK_OFFSET("KvmStats", struct snp_host_kvm_stats, lookups);
+	CHECK_WIDTH("KvmStats", struct snp_host_kvm_stats, lookups);
+	CHECK_OFFSET("KvmStats", struct snp_host_kvm_stats, leaked_pages);
+	CHECK_WIDTH("KvmStats", struct snp_host_kvm_stats, leaked_pages);
+	CHECK_OFFSET("KvmStats", struct snp_host_kvm_stats, private_4k_now);
+	CHECK_WIDTH("KvmStats", struct snp_host_kvm_stats, private_4k_now);
+	CHECK_OFFSET("KvmStats", struct snp_host_kvm_stats, failures);
+	CHECK_WIDTH("KvmStats", struct snp_host_kvm_stats, failures);
+	CHECK_OFFSET("KvmStats", struct snp_host_kvm_stats, reserved);
+	CHECK_WIDTH("KvmStats", struct snp_host_kvm_stats, reserved);
+
 	CHECK_SIZE("Range", struct snp_host_range);
 	CHECK_ALIGN("Range", struct snp_host_range);
 	CHECK_OFFSET("Range", struct snp_host_range, hva);
@@ -234,6 +263,7 @@ int main(void)
 	CHECK("CONVERT_RANGE", SNP_HOST_CONVERT_RANGE);
 	CHECK("GET_STATS", SNP_HOST_GET_STATS);
 	CHECK("GET_FAULT_STATS", SNP_HOST_GET_FAULT_STATS);
+	CHECK("GET_KVM_STATS", SNP_HOST_GET_KVM_STATS);
 
 	CHECK("BACKEND_HARDWARE", SNP_HOST_BACKEND_HARDWARE);
 	CHECK("BACKEND_EMULATED", SNP_HOST_BACKEND_EMULATED);
@@ -241,6 +271,7 @@ int main(void)
 	CHECK("FLAG_SEGMENTED_RMP", SNP_HOST_FLAG_SEGMENTED_RMP);
 	CHECK("FLAG_KERNEL_HOOKS", SNP_HOST_FLAG_KERNEL_HOOKS);
 	CHECK("FLAG_USER_WP", SNP_HOST_FLAG_USER_WP);
+	CHECK("FLAG_KVM", SNP_HOST_FLAG_KVM);
 	CHECK("LEVEL_4K", SNP_HOST_LEVEL_4K);
 	CHECK("LEVEL_2M", SNP_HOST_LEVEL_2M);
 	/* The policy numbers come from the direct-map model itself. */

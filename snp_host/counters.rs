@@ -38,9 +38,13 @@ macro_rules! counters {
                 }
             }
 
-            /// Writes one `name: value` line per counter.
-            pub(crate) fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                $(writeln!(f, "{}: {}", stringify!($name), self.$name.get())?;)+
+            /// Writes one `<prefix>name: value` line per counter.
+            pub(crate) fn write(
+                &self,
+                f: &mut fmt::Formatter<'_>,
+                prefix: &str,
+            ) -> fmt::Result {
+                $(writeln!(f, "{}{}: {}", prefix, stringify!($name), self.$name.get())?;)+
                 Ok(())
             }
         }
@@ -101,11 +105,35 @@ counters! {
     }
 }
 
+counters! {
+    /// The kernel's RMP operations the module served, in `struct snp_host_kvm_stats`
+    /// order; pages in 4K pages.
+    KvmCounters => KvmStats {
+    /// Pages made private for the kernel (KVM, software-protected VMs, the CCP driver).
+    make_private,
+    /// Pages returned to the host for it.
+    make_shared,
+    /// 2M entries split for it.
+    psmash,
+    /// RMP lookups answered.
+    lookups,
+    /// Pages kept off the allocator because their state could not be restored.
+    leaked_pages,
+    /// Pages private for the kernel now.
+    private_4k_now,
+    /// Operations that returned an error to the kernel.
+    failures,
+    }
+}
+
 /// The module's counters.
 pub(crate) static COUNTERS: Counters = Counters::new();
 
 /// The module's fault counters.
 pub(crate) static FAULT_COUNTERS: FaultCounters = FaultCounters::new();
+
+/// The counters of the kernel's RMP operations.
+pub(crate) static KVM_COUNTERS: KvmCounters = KvmCounters::new();
 
 /// One counter of the table.
 pub(crate) struct Counter(AtomicU64);

@@ -89,8 +89,10 @@ fn write_status(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "entries read with: {}", how)?;
     }
     writeln!(f, "kernel hooks: {}", s.hooks.load(Relaxed))?;
-    crate::counters::COUNTERS.write(f)?;
-    crate::counters::FAULT_COUNTERS.write(f)
+    writeln!(f, "kvm provider: {}", crate::kvm::provider_state(s))?;
+    crate::counters::COUNTERS.write(f, "")?;
+    crate::counters::FAULT_COUNTERS.write(f, "")?;
+    crate::counters::KVM_COUNTERS.write(f, "kvm_")
 }
 
 fn write_directmap(s: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {

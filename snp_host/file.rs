@@ -301,6 +301,12 @@ impl MiscDevice for FileState {
                     .writer()
                     .write(&me.shared.fault_stats())?;
             }
+            uapi::GET_KVM_STATS => {
+                let size = core::mem::size_of::<uapi::KvmStats>();
+                UserSlice::new(UserPtr::from_addr(arg), size)
+                    .writer()
+                    .write(&me.shared.kvm_stats())?;
+            }
             uapi::LOOKUP
             | uapi::MAKE_PRIVATE
             | uapi::MAKE_SHARED

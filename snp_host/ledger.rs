@@ -2,11 +2,14 @@
 
 //! The ledger: which pages the module tracks, and for whom.
 //!
-//! Two trees record every page the module changed:
+//! Three trees record every page the module changed:
 //!
 //! - each file's own pages ([`FilePages`]), by user page number in the
 //!   address space that opened the file (`hva >> 12`), holding the
 //!   [`GuestPage`] itself, so closing the file finds everything it must return;
+//! - the kernel's pages (KVM's and the CCP driver's, through the kernel's RMP
+//!   operations: `snp_host/kvm.rs`), by PFN, holding the [`KernelPage`], since
+//!   the kernel names its pages by PFN only;
 //! - the module-wide registry, by PFN, of every page assigned through any file
 //!   and every page leaked, so that "is this page free? then assign it" is one
 //!   step across files and processes, and a leaked page is never assigned again.
@@ -18,10 +21,12 @@
 //! [`Released`] page, that is, once the RMP says shared and the direct map is
 //! restored. A page that is never released stays registered: leaked.
 //!
-//! Lock order: a file's pages, then the registry (then, outside this file, the
-//! direct map's region lock and the backend's lock). Both are mutexes.
+//! Lock order: a file's pages or the kernel's pages (never both), then the
+//! registry (then, outside this file, the direct map's region lock and the
+//! backend's lock). All are mutexes.
 
 use crate::convert::{GuestPage, Pins, Released};
+use crate::kvm::KernelPage;
 use crate::rmp::model::PageSize;
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
@@ -86,11 +91,112 @@ fn overlaps<V>(tree: &RBTree<u64, V>, first: u64, pages: u64, size_of: impl Fn(&
     false
 }
 
-/// The module-wide registry.
+/// The module-wide registry, and the kernel's pages.
 #[pin_data]
 pub(crate) struct Ledger {
     #[pin]
     registry: Mutex<RBTree<u64, Entry>>,
+    #[pin]
+    kernel: Mutex<RBTree<u64, KernelPage>>,
+}
+
+/// The tree nodes a page of the kernel needs once it is private, allocated before
+/// its state changes so that tracking it cannot fail afterwards.
+pub(crate) struct KernelSlot {
+    kernel: RBTreeNodeReservation<u64, KernelPage>,
+    registry: RBTreeNodeReservation<u64, Entry>,
+}
+
+impl KernelSlot {
+    /// Allocates a slot. The memory is the module's, not charged to a caller: the
+    /// kernel's RMP operations run on behalf of KVM or a driver.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            kernel: RBTreeNodeReservation::new(GFP_KERNEL)?,
+            registry: RBTreeNodeReservation::new(GFP_KERNEL)?,
+        })
+    }
+}
+
+/// The kernel's pages and the registry, locked together in the lock order.
+pub(crate) struct KernelBooks<'a> {
+    kernel: MutexGuard<'a, RBTree<u64, KernelPage>>,
+    registry: MutexGuard<'a, RBTree<u64, Entry>>,
+}
+
+impl KernelBooks<'_> {
+    /// Returns the kernel's page that starts at `pfn`.
+    pub(crate) fn get(&self, pfn: u64) -> Option<&KernelPage> {
+        self.kernel.get(&pfn)
+    }
+
+    /// Returns whether nobody tracks any page of the `size` page at `pfn`.
+    pub(crate) fn is_free(&self, pfn: u64, size: PageSize) -> bool {
+        !overlaps(&self.registry, pfn, size.pages(), |e| e.size.pages())
+    }
+
+    /// Returns the first PFN of the kernel's page that holds `pfn`, if any.
+    pub(crate) fn holding(&self, pfn: u64) -> Option<u64> {
+        // A page that holds `pfn` starts at most one 2M page before it.
+        let mut from = PageSize::Size2M.align_down(pfn);
+        while let Some(c) = self.kernel.cursor_lower_bound(&from) {
+            let (&start, page) = c.current();
+            if start > pfn {
+                return None;
+            }
+            if pfn < start.saturating_add(page.size().pages()) {
+                return Some(start);
+            }
+            from = start.saturating_add(1);
+        }
+        None
+    }
+
+    /// Tracks `page`, now private.
+    pub(crate) fn track(&mut self, slot: KernelSlot, page: KernelPage) {
+        let (pfn, size) = (page.pfn(), page.size());
+        self.registry.insert(slot.registry.into_node(
+            pfn,
+            Entry {
+                size,
+                leaked: false,
+            },
+        ));
+        self.kernel.insert(slot.kernel.into_node(pfn, page));
+    }
+
+    /// Registers a page leaked before it was tracked, so that nobody assigns it again.
+    pub(crate) fn track_leaked(&mut self, slot: KernelSlot, pfn: u64, size: PageSize) {
+        self.registry
+            .insert(slot.registry.into_node(pfn, Entry { size, leaked: true }));
+    }
+
+    /// Takes the kernel's page at `pfn` off its tree; its registry entry stays until
+    /// [`KernelBooks::forget`] or [`KernelBooks::mark_leaked`].
+    pub(crate) fn take(&mut self, pfn: u64) -> Option<KernelPage> {
+        self.kernel.remove(&pfn)
+    }
+
+    /// Stops tracking the page at `pfn`, returned to the host.
+    pub(crate) fn forget(&mut self, pfn: u64) {
+        self.registry.remove(&pfn);
+    }
+
+    /// Records that the page at `pfn`, taken off the tree, is leaked for good.
+    pub(crate) fn mark_leaked(&mut self, pfn: u64) {
+        if let Some(e) = self.registry.get_mut(&pfn) {
+            e.leaked = true;
+        }
+    }
+
+    /// Replaces the tracking of the 2M page at `pfn`, taken off the tree, by its 512
+    /// 4K pages after a PSMASH, each in its own slot.
+    pub(crate) fn split(&mut self, pfn: u64, pages: KVVec<KernelPage>, slots: KVVec<KernelSlot>) {
+        self.registry.remove(&pfn);
+        for (page, slot) in pages.into_iter().zip(slots) {
+            self.track(slot, page);
+        }
+    }
 }
 
 /// One file's guest pages, by user page number.
@@ -170,7 +276,17 @@ impl Ledger {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             registry <- new_mutex!(RBTree::new(), "snp_host_registry"),
+            kernel <- new_mutex!(RBTree::new(), "snp_host_kernel_pages"),
         })
+    }
+
+    /// Locks the kernel's pages and the registry.
+    pub(crate) fn kernel(&self) -> KernelBooks<'_> {
+        let kernel = self.kernel.lock();
+        KernelBooks {
+            kernel,
+            registry: self.registry.lock(),
+        }
     }
 
     /// Locks `file`'s pages and the registry.

@@ -25,6 +25,7 @@ mod file;
 mod hooks;
 #[path = "../rust/mod.rs"]
 mod kernel_ext;
+mod kvm;
 mod ledger;
 mod owned;
 #[path = "../rmp/mod.rs"]

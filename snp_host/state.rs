@@ -2,7 +2,7 @@
 
 //! The module's state, shared by the module, every open file and debugfs.
 
-use crate::counters::{COUNTERS, FAULT_COUNTERS};
+use crate::counters::{COUNTERS, FAULT_COUNTERS, KVM_COUNTERS};
 use crate::directmap::{self, DirectMap};
 use crate::hooks::Ring;
 use crate::ledger::Ledger;
@@ -39,7 +39,8 @@ pub(crate) struct Shared {
     /// conversion kept undoing it (debugfs `force_retry`, emulated backend only).
     pub(crate) force_retry: AtomicBool,
     /// Whether the kernel's hooks call this module (it then write-protects the user
-    /// mappings of guest pages, on both backends).
+    /// mappings of guest pages, on both backends, and serves the kernel's RMP
+    /// operations).
     pub(crate) hooks: AtomicBool,
     /// The last fault decisions (debugfs `faults`).
     #[pin]
@@ -91,7 +92,7 @@ impl Shared {
             s.flags |= uapi::FLAG_RMPREAD;
         }
         if self.hooks.load(Relaxed) {
-            s.flags |= uapi::FLAG_KERNEL_HOOKS | uapi::FLAG_USER_WP;
+            s.flags |= uapi::FLAG_KERNEL_HOOKS | uapi::FLAG_USER_WP | uapi::FLAG_KVM;
         }
         if let Some(hw) = self.backend.hardware() {
             s.rmp_base = hw.base();
@@ -111,5 +112,10 @@ impl Shared {
     /// Returns `SNP_HOST_GET_FAULT_STATS`.
     pub(crate) fn fault_stats(&self) -> uapi::FaultStats {
         FAULT_COUNTERS.snapshot()
+    }
+
+    /// Returns `SNP_HOST_GET_KVM_STATS`.
+    pub(crate) fn kvm_stats(&self) -> uapi::KvmStats {
+        KVM_COUNTERS.snapshot()
     }
 }

@@ -19,6 +19,7 @@ mod abi;
 
 pub(crate) use abi::{
     FaultStats, //
+    KvmStats,
     Page,
     Range,
     Stats,
@@ -27,10 +28,12 @@ pub(crate) use abi::{
     BACKEND_HARDWARE,
     CONVERT_RANGE,
     FLAG_KERNEL_HOOKS,
+    FLAG_KVM,
     FLAG_RMPREAD,
     FLAG_SEGMENTED_RMP,
     FLAG_USER_WP,
     GET_FAULT_STATS,
+    GET_KVM_STATS,
     GET_STATS,
     GET_STATUS,
     LOOKUP,
@@ -56,6 +59,8 @@ unsafe impl FromBytes for Stats {}
 unsafe impl AsBytes for Stats {}
 // SAFETY: As above.
 unsafe impl AsBytes for FaultStats {}
+// SAFETY: As above.
+unsafe impl AsBytes for KvmStats {}
 // SAFETY: As above.
 unsafe impl FromBytes for Range {}
 // SAFETY: As above.

@@ -24,6 +24,7 @@
 #define SNP_HOST_FLAG_SEGMENTED_RMP	(1U << 1)	/* the RMP is segmented */
 #define SNP_HOST_FLAG_KERNEL_HOOKS	(1U << 2)	/* the fault path calls the module */
 #define SNP_HOST_FLAG_USER_WP		(1U << 3)	/* user mappings of guest pages are RO */
+#define SNP_HOST_FLAG_KVM		(1U << 4)	/* the module serves KVM's RMP ops */
 
 /* snp_host_status.directmap_policy (module parameter directmap=) */
 #define SNP_HOST_DIRECTMAP_SPLIT	1	/* split to 4K, stay mapped, no merge (7.3) */
@@ -106,6 +107,22 @@ struct snp_host_fault_stats {
 	__u64 reserved[9];
 };
 
+/*
+ * The kernel's RMP operations (rmp_make_private() and friends, which KVM and
+ * the CCP driver call) as the module served them, software-protected VMs
+ * included.  Pages are counted in 4K pages; a 2M page counts 512.
+ */
+struct snp_host_kvm_stats {
+	__u64 make_private;	/* rmp_make_private() served (incl. SW-protected VMs) */
+	__u64 make_shared;	/* rmp_make_shared() / reclaim served */
+	__u64 psmash;		/* psmash() served */
+	__u64 lookups;		/* snp_lookup_rmpentry() served */
+	__u64 leaked_pages;	/* pages leaked on this path */
+	__u64 private_4k_now;	/* 4K pages private through this path now (2M counts 512) */
+	__u64 failures;		/* operations that returned an error to the caller */
+	__u64 reserved[9];
+};
+
 #define SNP_HOST_GET_STATUS	_IOR(SNP_HOST_IOCTL_TYPE, 0x00, struct snp_host_status)
 #define SNP_HOST_LOOKUP		_IOWR(SNP_HOST_IOCTL_TYPE, 0x01, struct snp_host_page)
 #define SNP_HOST_MAKE_PRIVATE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x02, struct snp_host_page)
@@ -115,5 +132,6 @@ struct snp_host_fault_stats {
 #define SNP_HOST_CONVERT_RANGE	_IOWR(SNP_HOST_IOCTL_TYPE, 0x05, struct snp_host_range)
 #define SNP_HOST_GET_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x07, struct snp_host_stats)
 #define SNP_HOST_GET_FAULT_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x08, struct snp_host_fault_stats)
+#define SNP_HOST_GET_KVM_STATS	_IOR(SNP_HOST_IOCTL_TYPE, 0x09, struct snp_host_kvm_stats)
 
 #endif /* _UAPI_LINUX_SNP_HOST_H */

@@ -164,7 +164,8 @@ TEST_F(snp, status)
 	const __u32 known = SNP_HOST_FLAG_RMPREAD |
 			    SNP_HOST_FLAG_SEGMENTED_RMP |
 			    SNP_HOST_FLAG_KERNEL_HOOKS |
-			    SNP_HOST_FLAG_USER_WP;
+			    SNP_HOST_FLAG_USER_WP |
+			    SNP_HOST_FLAG_KVM;
 	unsigned int cpuid = sev_cpuid_eax();
 	struct snp_host_status again;
 	__u64 pfns[256], top;

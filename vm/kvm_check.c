@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Runs one upstream KVM selftest in the test VM and checks, through the
+ * module's counters and /proc/meminfo, what it did to the module as the
+ * kernel's RMP provider (issue 10):
+ *
+ *	kvm_check <conversions|none> <test program> [arguments]
+ *
+ * With snp_host loaded (it provides the kernel's RMP operations:
+ * SNP_HOST_FLAG_KVM), the test must pass and, once it has exited, nothing
+ * it made private may still be private, nothing may have leaked and no
+ * operation may have failed; a "conversions" test must have made pages
+ * private through the module and had every one of them returned; under
+ * directmap=coalesce, DirectMap4k/2M/1G must be back to their values
+ * before the test.  Without the module (the baseline run) the test must
+ * pass, and the DirectMap lines are only reported.
+ *
+ * Exit status: 0 pass, 4 skip (the test skipped), 1 fail.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/snp_host.h>
+
+#define KSFT_SKIP 4
+
+struct directmap {
+	unsigned long long k4, m2, g1;
+};
+
+static int read_directmap(struct directmap *d)
+{
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "r");
+	int found = 0;
+
+	if (!f)
+		return -errno;
+	memset(d, 0, sizeof(*d));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "DirectMap4k: %llu kB", &d->k4) == 1 ||
+		    sscanf(line, "DirectMap2M: %llu kB", &d->m2) == 1 ||
+		    sscanf(line, "DirectMap1G: %llu kB", &d->g1) == 1)
+			found++;
+	}
+	fclose(f);
+	return found >= 2 ? 0 : -ENOENT;
+}
+
+static bool same_directmap(const struct directmap *a, const struct directmap *b)
+{
+	return a->k4 == b->k4 && a->m2 == b->m2 && a->g1 == b->g1;
+}
+
+static void print_directmap(const struct directmap *a, const struct directmap *b)
+{
+	printf("DirectMap4k %llu -> %llu kB, 2M %llu -> %llu kB, 1G %llu -> %llu kB\n",
+	       a->k4, b->k4, a->m2, b->m2, a->g1, b->g1);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Runs the test; returns its exit status, or -1 if it did not exit. */
+static int run(char **argv)
+{
+	double start = now();
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		printf("fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (!pid) {
+		execv(argv[0], argv);
+		printf("exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid) {
+		printf("waitpid: %s\n", strerror(errno));
+		return -1;
+	}
+	printf("%s ran for %.2f s\n", argv[0], now() - start);
+	if (WIFSIGNALED(status)) {
+		printf("%s killed by signal %d\n", argv[0], WTERMSIG(status));
+		return -1;
+	}
+	return WEXITSTATUS(status);
+}
+
+static int get_kvm_stats(int fd, struct snp_host_kvm_stats *s)
+{
+	return ioctl(fd, SNP_HOST_GET_KVM_STATS, s) ? -errno : 0;
+}
+
+static int get_stats(int fd, struct snp_host_stats *s)
+{
+	return ioctl(fd, SNP_HOST_GET_STATS, s) ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct snp_host_kvm_stats k0, k1;
+	struct snp_host_stats s0, s1;
+	struct snp_host_status st;
+	struct directmap d0, d1;
+	bool conversions, coalesce;
+	int fd, rc, tries, bad = 0;
+
+	if (argc < 3 || (strcmp(argv[1], "conversions") && strcmp(argv[1], "none"))) {
+		printf("usage: %s <conversions|none> <test program> [arguments]\n", argv[0]);
+		return 1;
+	}
+	conversions = !strcmp(argv[1], "conversions");
+	if (read_directmap(&d0)) {
+		printf("no DirectMap lines in /proc/meminfo\n");
+		return 1;
+	}
+
+	fd = open("/dev/snp_host", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		/* The baseline: the same test, with Linux's own RMP operations. */
+		rc = run(argv + 2);
+		read_directmap(&d1);
+		printf("baseline (no module): exit %d\n", rc);
+		print_directmap(&d0, &d1);
+		return rc == 0 ? 0 : rc == KSFT_SKIP ? KSFT_SKIP : 1;
+	}
+	if (ioctl(fd, SNP_HOST_GET_STATUS, &st)) {
+		printf("GET_STATUS: %s\n", strerror(errno));
+		return 1;
+	}
+	if (!(st.flags & SNP_HOST_FLAG_KVM)) {
+		printf("snp_host does not provide the kernel's RMP operations (flags %#x)\n",
+		       st.flags);
+		return 1;
+	}
+	coalesce = st.directmap_policy == SNP_HOST_DIRECTMAP_COALESCE;
+	rc = get_kvm_stats(fd, &k0);
+	if (!rc)
+		rc = get_stats(fd, &s0);
+	if (rc) {
+		printf("GET_KVM_STATS/GET_STATS: %s\n", strerror(-rc));
+		return 1;
+	}
+
+	rc = run(argv + 2);
+	if (rc == KSFT_SKIP) {
+		printf("%s skipped\n", argv[2]);
+		return KSFT_SKIP;
+	}
+	if (rc) {
+		printf("FAIL: %s exited with %d\n", argv[2], rc);
+		bad = 1;
+	}
+
+	/* The test's pages go back as its files close; give stragglers 5 s. */
+	for (tries = 0; tries < 50; tries++) {
+		if (get_kvm_stats(fd, &k1) || get_stats(fd, &s1) || read_directmap(&d1))
+			break;
+		if (k1.private_4k_now == 0 && (!coalesce || same_directmap(&d0, &d1)))
+			break;
+		sleep_ms(100);
+	}
+	printf("kvm: make_private +%llu, make_shared +%llu, psmash +%llu, lookups +%llu\n",
+	       k1.make_private - k0.make_private, k1.make_shared - k0.make_shared,
+	       k1.psmash - k0.psmash, k1.lookups - k0.lookups);
+	printf("kvm: failures +%llu, leaked +%llu, private now %llu\n",
+	       k1.failures - k0.failures, k1.leaked_pages - k0.leaked_pages,
+	       k1.private_4k_now);
+	print_directmap(&d0, &d1);
+	printf("direct map: 2M splits +%llu, merges +%llu, TLB flushes +%llu, pages out %llu\n",
+	       s1.dm_splits_2m - s0.dm_splits_2m, s1.dm_merges_2m - s0.dm_merges_2m,
+	       s1.tlb_flushes - s0.tlb_flushes, s1.dm_unmapped_pages);
+
+	if (k1.private_4k_now) {
+		printf("FAIL: %llu pages are still private\n", k1.private_4k_now);
+		bad = 1;
+	}
+	if (k1.leaked_pages != k0.leaked_pages) {
+		printf("FAIL: %llu pages leaked\n", k1.leaked_pages - k0.leaked_pages);
+		bad = 1;
+	}
+	if (k1.failures != k0.failures) {
+		printf("FAIL: %llu operations failed\n", k1.failures - k0.failures);
+		bad = 1;
+	}
+	if (conversions && k1.make_private == k0.make_private) {
+		printf("FAIL: no page was made private through the module\n");
+		bad = 1;
+	}
+	if (k1.make_private - k0.make_private != k1.make_shared - k0.make_shared) {
+		printf("FAIL: %llu pages made private, %llu returned\n",
+		       k1.make_private - k0.make_private, k1.make_shared - k0.make_shared);
+		bad = 1;
+	}
+	if (s1.dm_unmapped_pages != s0.dm_unmapped_pages) {
+		printf("FAIL: %llu pages out of the direct map before, %llu after\n",
+		       s0.dm_unmapped_pages, s1.dm_unmapped_pages);
+		bad = 1;
+	}
+	if (coalesce && !same_directmap(&d0, &d1)) {
+		printf("FAIL: the direct map did not merge back (directmap=coalesce)\n");
+		bad = 1;
+	}
+	close(fd);
+	return bad;
+}
