@@ -75,20 +75,42 @@ impl Spare {
 /// Returns whether `[first, first + pages)` overlaps an entry of `tree`, whose
 /// values are the sizes (in base pages) of the entries at their keys.
 fn overlaps<V>(tree: &RBTree<u64, V>, first: u64, pages: u64, size_of: impl Fn(&V) -> u64) -> bool {
+    first_overlap(tree, first, pages, size_of).is_some()
+}
+
+/// Returns the key of the first entry of `tree` that overlaps `[first, first +
+/// pages)`, the values being sized as [`overlaps`] says.
+fn first_overlap<V>(
+    tree: &RBTree<u64, V>,
+    first: u64,
+    pages: u64,
+    size_of: impl Fn(&V) -> u64,
+) -> Option<u64> {
     let end = first.saturating_add(pages);
     // An entry that overlaps starts at most one 2M page before `first`.
     let mut from = PageSize::Size2M.align_down(first);
     while let Some(c) = tree.cursor_lower_bound(&from) {
         let (&start, v) = c.current();
         if start >= end {
-            return false;
+            return None;
         }
         if start.saturating_add(size_of(v)) > first {
-            return true;
+            return Some(start);
         }
         from = start.saturating_add(1);
     }
-    false
+    None
+}
+
+/// Inserts the registry entry of a page of `size` at `pfn` into `registry`.
+fn register(
+    registry: &mut RBTree<u64, Entry>,
+    node: RBTreeNodeReservation<u64, Entry>,
+    pfn: u64,
+    size: PageSize,
+    leaked: bool,
+) {
+    registry.insert(node.into_node(pfn, Entry { size, leaked }));
 }
 
 /// The module-wide registry, and the kernel's pages.
@@ -137,38 +159,19 @@ impl KernelBooks<'_> {
 
     /// Returns the first PFN of the kernel's page that holds `pfn`, if any.
     pub(crate) fn holding(&self, pfn: u64) -> Option<u64> {
-        // A page that holds `pfn` starts at most one 2M page before it.
-        let mut from = PageSize::Size2M.align_down(pfn);
-        while let Some(c) = self.kernel.cursor_lower_bound(&from) {
-            let (&start, page) = c.current();
-            if start > pfn {
-                return None;
-            }
-            if pfn < start.saturating_add(page.size().pages()) {
-                return Some(start);
-            }
-            from = start.saturating_add(1);
-        }
-        None
+        first_overlap(&self.kernel, pfn, 1, |p| p.size().pages())
     }
 
     /// Tracks `page`, now private.
     pub(crate) fn track(&mut self, slot: KernelSlot, page: KernelPage) {
         let (pfn, size) = (page.pfn(), page.size());
-        self.registry.insert(slot.registry.into_node(
-            pfn,
-            Entry {
-                size,
-                leaked: false,
-            },
-        ));
+        register(&mut self.registry, slot.registry, pfn, size, false);
         self.kernel.insert(slot.kernel.into_node(pfn, page));
     }
 
     /// Registers a page leaked before it was tracked, so that nobody assigns it again.
     pub(crate) fn track_leaked(&mut self, slot: KernelSlot, pfn: u64, size: PageSize) {
-        self.registry
-            .insert(slot.registry.into_node(pfn, Entry { size, leaked: true }));
+        register(&mut self.registry, slot.registry, pfn, size, true);
     }
 
     /// Takes the kernel's page at `pfn` off its tree; its registry entry stays until
@@ -316,19 +319,9 @@ impl Ledger {
     }
 
     fn holds(registry: &RBTree<u64, Entry>, pfn: u64) -> bool {
-        // An entry that holds `pfn` starts at most one 2M page before it.
-        let mut from = PageSize::Size2M.align_down(pfn);
-        while let Some(c) = registry.cursor_lower_bound(&from) {
-            let (&start, e) = c.current();
-            if start > pfn {
-                return false;
-            }
-            if pfn < start.saturating_add(e.size.pages()) {
-                return !e.leaked;
-            }
-            from = start.saturating_add(1);
-        }
-        false
+        first_overlap(registry, pfn, 1, |e| e.size.pages())
+            .and_then(|start| registry.get(&start))
+            .is_some_and(|e| !e.leaked)
     }
 
     /// Calls `f` for every tracked PFN, in order.
@@ -353,21 +346,14 @@ impl Books<'_> {
     /// Tracks `page`, now guest-owned, at user page `key`.
     pub(crate) fn track(&mut self, slot: Slot, key: u64, page: GuestPage) {
         let (pfn, size) = (page.pfn(), page.size());
-        self.registry.insert(slot.registry.into_node(
-            pfn,
-            Entry {
-                size,
-                leaked: false,
-            },
-        ));
+        register(&mut self.registry, slot.registry, pfn, size, false);
         self.file.insert(slot.file.into_node(key, page));
     }
 
     /// Registers a page that is leaked before a file tracked it (the RMP refused it
     /// and the direct map could not be restored), so that nobody assigns it again.
     pub(crate) fn track_leaked(&mut self, slot: Slot, pfn: u64, size: PageSize) {
-        self.registry
-            .insert(slot.registry.into_node(pfn, Entry { size, leaked: true }));
+        register(&mut self.registry, slot.registry, pfn, size, true);
     }
 
     /// Returns the PFN of the `size` page the file holds at `key`.
