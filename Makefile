@@ -99,7 +99,7 @@ $(BUILD)/bench/bench: vm/bench.c include/uapi/linux/snp_host.h
 	$(CC) -Wall -Wextra -O2 -static -Iinclude/uapi -o $@ $<
 
 .PHONY: bench
-bench: modules $(BUILD)/bench/bench
+bench: modules $(BUILD)/bench/bench kvm-selftests
 	@MODULE=$(MODULE) SNP_BENCH_BUILT=1 bash scripts/bench.sh
 
 check: host-check module-lint checkpatch vm-check
