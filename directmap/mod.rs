@@ -352,8 +352,13 @@ impl Batch<'_> {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.
             let before = dm::level_of(page.pfn);
-            // SAFETY: The caller owns the page (this function's contract).
-            if let Err(e) = unsafe { dm::restore(page.pfn, pages) } {
+            let restored = if crate::inject::DIRECTMAP_RESTORE.should_fail() {
+                Err(ENOMEM)
+            } else {
+                // SAFETY: The caller owns the page (this function's contract).
+                unsafe { dm::restore(page.pfn, pages) }
+            };
+            if let Err(e) = restored {
                 // Still protected in the direct map: the caller must not free the page.
                 let _ = region.make_private(dm.policy, pages as u32);
                 return Err(e);

@@ -239,9 +239,15 @@ impl FileState {
     }
 
     fn page_ioctl(&self, cmd: u32, arg: usize) -> Result {
-        let user = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<uapi::Page>());
-        let (mut reader, mut writer) = user.reader_writer();
-        let mut page: uapi::Page = reader.read()?;
+        let size = core::mem::size_of::<uapi::Page>();
+        let mut page: uapi::Page = UserSlice::new(UserPtr::from_addr(arg), size)
+            .reader()
+            .read()?;
+        // The answer must be able to reach the caller: a request whose struct cannot
+        // be written back fails (EFAULT) before anything changes, not after.
+        UserSlice::new(UserPtr::from_addr(arg), size)
+            .writer()
+            .write(&page)?;
         match cmd {
             uapi::LOOKUP => self.lookup(&mut page)?,
             uapi::MAKE_PRIVATE => self.make_private(&mut page)?,
@@ -249,7 +255,9 @@ impl FileState {
             uapi::PSMASH => self.psmash(&mut page)?,
             _ => return Err(ENOTTY),
         }
-        writer.write(&page)
+        UserSlice::new(UserPtr::from_addr(arg), size)
+            .writer()
+            .write(&page)
     }
 }
 
@@ -325,6 +333,11 @@ impl MiscDevice for FileState {
                     UserSlice::new(UserPtr::from_addr(arg), size).reader_writer();
                 let mut range: uapi::Range = reader.read()?;
                 range.done = 0;
+                // As for the page ioctls: a struct that cannot take the answer fails
+                // the request before anything changes.
+                UserSlice::new(UserPtr::from_addr(arg), size)
+                    .writer()
+                    .write(&range)?;
                 let result = me.convert_range(&mut range);
                 // `done` goes back on failure too: it says what changed.
                 writer.write(&range)?;
