@@ -250,12 +250,15 @@ impl Backend {
     /// must not depend on which backend runs, so it holds for both.
     pub(crate) unsafe fn rmpupdate(&self, pfn: u64, state: &State) -> Result<(), RmpError> {
         let emulated = self.kind() == BackendKind::Emulated;
-        let assigned = state.assigned();
+        let assigned = state.assigns();
         // SAFETY: The function's contract is `retry`'s for this one RMPUPDATE.
         unsafe {
             self.retry("RMPUPDATE", pfn, &mut |rmp| {
                 // Injected failures (`inject.rs`) stand in for the emulated RMP's only.
-                match emulated.then(|| crate::inject::rmpupdate(assigned)).flatten() {
+                match emulated
+                    .then(|| crate::inject::rmpupdate(assigned))
+                    .flatten()
+                {
                     Some(e) => Err(e),
                     None => rmp.rmpupdate(pfn, state),
                 }
@@ -276,11 +279,12 @@ impl Backend {
         let emulated = self.kind() == BackendKind::Emulated;
         // SAFETY: The function's contract is `retry`'s for this one PSMASH.
         unsafe {
-            self.retry("PSMASH", pfn, &mut |rmp| {
-                match emulated.then(crate::inject::psmash).flatten() {
-                    Some(e) => Err(e),
-                    None => rmp.psmash(pfn),
-                }
+            self.retry("PSMASH", pfn, &mut |rmp| match emulated
+                .then(crate::inject::psmash)
+                .flatten()
+            {
+                Some(e) => Err(e),
+                None => rmp.psmash(pfn),
             })
         }
     }

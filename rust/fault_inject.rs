@@ -74,14 +74,17 @@ impl FaultAttr {
         #[cfg(CONFIG_FAULT_INJECTION_DEBUG_FS)]
         {
             // SAFETY: `dir` is a valid string; a NULL parent is debugfs's root.
-            let parent = unsafe { bindings::debugfs_lookup(dir.as_char_ptr(), core::ptr::null_mut()) };
+            let parent =
+                unsafe { bindings::debugfs_lookup(dir.as_char_ptr(), core::ptr::null_mut()) };
             if parent.is_null() || kernel::error::from_err_ptr(parent).is_err() {
                 return Err(ENOENT);
             }
             // SAFETY: `parent` is a live dentry we hold a reference on; `name` is a
             // valid string; the attribute is `'static`, so it outlives the files
             // (removed with `dir` before the module's memory goes).
-            let made = unsafe { bindings::fault_create_debugfs_attr(name.as_char_ptr(), parent, self.0.get()) };
+            let made = unsafe {
+                bindings::fault_create_debugfs_attr(name.as_char_ptr(), parent, self.0.get())
+            };
             // SAFETY: The reference `debugfs_lookup()` took; the new files hold their own.
             unsafe { bindings::dput(parent) };
             kernel::error::from_err_ptr(made).map(|_| ())

@@ -125,6 +125,12 @@ pub(crate) fn pin_anon(
         if !(anonymous || hugetlb && huge) || vma.flags() & refused != 0 {
             return Err(EINVAL);
         }
+        // A page the process cannot write is no page to give a guest, however it is
+        // mapped now (a read-only pin is taken below where the module keeps a
+        // writable mapping read-only itself): as GUP answers a write pin of it.
+        if vma.flags() & bindings::VM_WRITE == 0 {
+            return Err(EFAULT);
+        }
         let flags = if write {
             bindings::FOLL_WRITE | bindings::FOLL_LONGTERM
         } else {

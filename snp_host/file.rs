@@ -102,7 +102,17 @@ fn pin_range(
     let hugetlb = shared.hooks.load(Relaxed);
     let n = usize::try_from(count).map_err(|_| EINVAL)?;
     let mut pending = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
-    if req.size == PageSize::Size4K {
+    // A write pin of a page the module keeps read-only (a guest page, or any page of
+    // a huge mapping that holds one) would fault, and be counted as a refused GUP
+    // write of somebody else's: look read-only first, and take the page-by-page path,
+    // which refuses or pins such pages without a write fault, if any is near a guest.
+    let near_guest = || {
+        user_pages::any_pfn(req.hva_of(first), n, |pfn| {
+            shared.owned.any(PageSize::Size2M.align_down(pfn), 512)
+        })
+        .unwrap_or(true)
+    };
+    if req.size == PageSize::Size4K && !near_guest() {
         if let Ok(pins) = user_pages::pin_anon(req.hva_of(first), n, hugetlb, true) {
             for (i, pin) in (first..).zip(pins) {
                 let page = req.private_page(i);

@@ -122,7 +122,10 @@ fn setup() -> Result<State> {
     // Failure points for tests, next to the emulated RMP only (`inject.rs`).
     if shared.backend.kind() == BackendKind::Emulated {
         if let Err(e) = inject::publish(c"snp_host") {
-            pr_warn!("no fault-injection points in debugfs ({:?}); tests that need them skip\n", e);
+            pr_warn!(
+                "no fault-injection points in debugfs ({:?}); tests that need them skip\n",
+                e
+            );
         }
     }
     Ok(State {

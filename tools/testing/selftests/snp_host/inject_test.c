@@ -44,7 +44,7 @@ static int arm(const char *dir, long long times)
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, knobs[i][0]);
 		if (write_str(path, knobs[i][1]))
 			return -1;
@@ -64,13 +64,13 @@ static void disarm(const char *dir)
 }
 
 /* Whether a store to @p from a child process dies of SIGBUS. */
-static bool store_sigbus(volatile char *p)
+static bool store_sigbus(char *p)
 {
 	pid_t pid = fork();
 	int status;
 
 	if (pid == 0) {
-		*p = 0x5a;
+		__atomic_store_n(p, 0x5a, __ATOMIC_RELAXED);
 		_exit(0);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
@@ -78,14 +78,14 @@ static bool store_sigbus(volatile char *p)
 	return WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS;
 }
 
-static bool store_works(volatile char *p)
+static bool store_works(char *p)
 {
 	pid_t pid = fork();
 	int status;
 
 	if (pid == 0) {
-		*p = 0x5a;
-		_exit(*p == 0x5a ? 0 : 1);
+		__atomic_store_n(p, 0x5a, __ATOMIC_RELAXED);
+		_exit(__atomic_load_n(p, __ATOMIC_RELAXED) == 0x5a ? 0 : 1);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid)
 		return false;
@@ -348,9 +348,12 @@ static void every_site(struct __test_metadata *_metadata, int fd, enum op op)
 					TH_LOG("n=%d page %d", n, i);
 		}
 		/* Back to all shared for the next n. */
-		for (i = 0; i < pages; i++)
-			if (assigned(fd, buf + i * SZ_4K, NULL))
-				ASSERT_EQ(0, snp_make_shared(fd, buf + i * SZ_4K, SNP_HOST_LEVEL_4K));
+		for (i = 0; i < pages; i++) {
+			char *page = buf + i * SZ_4K;
+
+			if (assigned(fd, page, NULL))
+				ASSERT_EQ(0, snp_make_shared(fd, page, SNP_HOST_LEVEL_4K));
+		}
 		if (left > 0)
 			break;	/* fewer than n faultable calls: every site was hit */
 	}
