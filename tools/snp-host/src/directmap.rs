@@ -381,18 +381,22 @@ impl Map {
             format::bytes(CELL * per as u64)
         );
         for (i, row) in self.rows().iter().enumerate() {
-            out.push_str(&format!(
-                "  {:>9} |{row}\n",
-                format::bytes(row_bytes * i as u64)
-            ));
+            out.push_str(&format!("  {:#011x} |{row}\n", row_bytes * i as u64));
         }
-        let used: Vec<char> = self.classes.iter().map(|c| c.letter()).collect();
-        let legend: Vec<String> = Class::ALL
-            .iter()
-            .filter(|c| used.contains(&c.letter()))
-            .map(|c| format!("{} {}", c.letter(), c.what()))
-            .collect();
-        out.push_str(&format!("  {}\n", legend.join(", ")));
+        // The legend of the classes the picture shows, wrapped to the picture's width.
+        let rows = self.rows().concat();
+        let mut line = String::from(" ");
+        for c in Class::ALL.iter().filter(|c| rows.contains(c.letter())) {
+            let item = format!(" {} {}", c.letter(), c.what());
+            if line.len() + item.len() > COLUMNS + 14 {
+                out.push_str(&line);
+                out.push('\n');
+                line = String::from(" ");
+            }
+            line.push_str(&item);
+        }
+        out.push_str(&line);
+        out.push('\n');
         out
     }
 }
@@ -462,8 +466,11 @@ mod tests {
         );
         let t = m.text();
         assert!(t.contains("one character = 4 MiB"));
-        assert!(t.contains("  512 MiB |MMMM"));
+        assert!(t.contains("  0x020000000 |MMMM"), "{t}");
         assert!(t.contains("G 1G leaf") && t.contains("H 4K, some pages not present"));
+        // P and . are hidden by finer neighbours in this picture.
+        assert!(!t.contains("P 2M leaf, write") && !t.contains(". not mapped"));
+        assert!(t.lines().all(|l| l.len() <= COLUMNS + 15), "{t}");
         assert!(!t.contains("? unknown"));
     }
 
