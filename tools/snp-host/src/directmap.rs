@@ -385,15 +385,20 @@ impl Map {
         }
         // The legend of the classes the picture shows, wrapped to the picture's width.
         let rows = self.rows().concat();
+        let items: Vec<String> = Class::ALL
+            .iter()
+            .filter(|c| rows.contains(c.letter()))
+            .map(|c| format!("{}={}", c.letter(), c.what()))
+            .collect();
         let mut line = String::from(" ");
-        for c in Class::ALL.iter().filter(|c| rows.contains(c.letter())) {
-            let item = format!(" {} {}", c.letter(), c.what());
-            if line.len() + item.len() > COLUMNS + 14 {
+        for (i, item) in items.iter().enumerate() {
+            let sep = if i + 1 < items.len() { ";" } else { "" };
+            if line.len() + item.len() + 2 > COLUMNS + 14 {
                 out.push_str(&line);
                 out.push('\n');
                 line = String::from(" ");
             }
-            line.push_str(&item);
+            line.push_str(&format!(" {item}{sep}"));
         }
         out.push_str(&line);
         out.push('\n');
@@ -467,9 +472,9 @@ mod tests {
         let t = m.text();
         assert!(t.contains("one character = 4 MiB"));
         assert!(t.contains("  0x020000000 |MMMM"), "{t}");
-        assert!(t.contains("G 1G leaf") && t.contains("H 4K, some pages not present"));
+        assert!(t.contains("G=1G leaf;") && t.contains("H=4K, some pages not present"));
         // P and . are hidden by finer neighbours in this picture.
-        assert!(!t.contains("P 2M leaf, write") && !t.contains(". not mapped"));
+        assert!(!t.contains("P=2M leaf, write") && !t.contains(".=not mapped"));
         assert!(t.lines().all(|l| l.len() <= COLUMNS + 15), "{t}");
         assert!(!t.contains("? unknown"));
     }
