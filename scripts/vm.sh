@@ -63,6 +63,14 @@ cp "$busybox" "$root/bin/busybox"
 cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
 [ -x "$out/demo" ] && cp "$out/demo" "$root/bin/snp_host_demo"
+# snp-host (make tool): the operator's tool for run and shell, and its test.
+if [ -x "$top/build/snp-host/snp-host" ]; then
+	cp "$top/build/snp-host/snp-host" "$root/bin/snp-host"
+	if [ "$mode" = check ] && [ -x "$top/build/snp-host/abi_probe" ]; then
+		cp "$top/build/snp-host/abi_probe" "$root/bin/snp_host_abi_probe"
+		cp "$top/tools/snp-host/tests/vm-test.sh" "$root/tests/snp_host_cli_test"
+	fi
+fi
 if [ "$mode" = bench ]; then
 	cp "$bench_bin" "$root/bin/snp_host_bench"
 fi
