@@ -374,7 +374,7 @@ impl Batch<'_> {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.
             let before = walk_level(page.pfn);
-            let restored = if crate::inject::DIRECTMAP_RESTORE.should_fail() {
+            let restored = if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
                 Err(ENOMEM)
             } else {
                 cpa();

@@ -16,9 +16,10 @@ use kernel::{bindings, prelude::*, str::CStr, types::Opaque};
 ///
 /// # Invariants
 ///
-/// The attribute is all zeroes (which never fails: its `times` is 0) until
-/// [`FaultAttr::init`] made it what `FAULT_ATTR_INITIALIZER` gives; from then on
-/// only the fault-injection framework and its debugfs files change it.
+/// The attribute is all zeroes until [`FaultAttr::init`] made it what
+/// `FAULT_ATTR_INITIALIZER` gives; from then on only the fault-injection framework
+/// and its debugfs files change it. All zeroes, `should_fail()` fails only a task
+/// that asked for it through `/proc/<pid>/fail-nth`.
 pub(crate) struct FaultAttr(Opaque<bindings::fault_attr>);
 
 // SAFETY: The framework's fields are atomics or written only through debugfs
@@ -37,9 +38,11 @@ impl FaultAttr {
     /// Gives the attribute the framework's defaults (nothing fails: probability 0),
     /// but `verbose` 0: a failure is counted, not reported with a stack trace.
     ///
-    /// Called once, before [`FaultAttr::publish`], while nothing calls
-    /// [`FaultAttr::should_fail`] on it yet.
-    pub(crate) fn init(&'static self) {
+    /// # Safety
+    ///
+    /// Nothing calls [`FaultAttr::should_fail`] on it, or reads it otherwise, until
+    /// this returns: the struct is rewritten with plain stores.
+    pub(crate) unsafe fn init(&'static self) {
         #[cfg(CONFIG_FAULT_INJECTION)]
         // SAFETY: The pointer is valid for the module's lifetime (`'static`); the
         // caller's contract excludes concurrent use while it is rewritten.
@@ -54,8 +57,19 @@ impl FaultAttr {
     pub(crate) fn should_fail(&'static self) -> bool {
         #[cfg(CONFIG_FAULT_INJECTION)]
         {
-            // SAFETY: The attribute is valid and initialised or all zeroes (type
-            // invariant), which `should_fail()` accepts; size 1: no `space` budget.
+            // A point nobody turned on takes no part in a task's `fail-nth`
+            // either, which counts every `should_fail()` call: a test that walks
+            // the allocations of an operation means those, not this point.
+            // SAFETY: The attribute is valid for the module's lifetime; debugfs may
+            // write `probability` at any time, hence the one volatile read.
+            let probability =
+                unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).probability) };
+            if probability == 0 {
+                return false;
+            }
+            // SAFETY: The attribute is valid, initialised or all zeroes (type
+            // invariant), both of which `should_fail()` accepts; size 1: one unit of
+            // the `space` budget.
             unsafe { bindings::should_fail(self.0.get(), 1) }
         }
         #[cfg(not(CONFIG_FAULT_INJECTION))]

@@ -31,6 +31,10 @@ macro_rules! counters {
             }
 
             /// Returns the snapshot the ioctl copies out.
+            #[allow(
+                clippy::needless_update,
+                reason = "a struct without reserved words has no field left to default"
+            )]
             pub(crate) fn snapshot(&self) -> uapi::$abi {
                 uapi::$abi {
                     $($name: self.$name.get(),)+

@@ -6,7 +6,8 @@
 //!
 //! - `fail_rmpupdate_busy`: an RMPUPDATE (either way) finds its 2M region in
 //!   use (`FAIL_INUSE`): retried for up to a second, then `EBUSY` with nothing
-//!   changed.
+//!   changed on the way to a guest; on the way back the page is leaked, as any
+//!   page that cannot be returned.
 //! - `fail_rmpupdate_shared`: an RMPUPDATE that returns a page to the host
 //!   fails for good: `EIO`, and the page is leaked (pinned, out of the write
 //!   path, listed in `rmp`, counted, never freed).
@@ -27,7 +28,18 @@
 
 use crate::kernel_ext::fault_inject::FaultAttr;
 use crate::rmp::model::RmpError;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{prelude::*, str::CStr};
+
+/// Whether the points were published (emulated backend): until then, and on an SNP
+/// host always, nothing fails, not even a task's `fail-nth`, which the framework
+/// applies to every attribute, a never-initialised one included.
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the operation `attr` guards must fail now.
+pub(crate) fn fails(attr: &'static FaultAttr) -> bool {
+    ARMED.load(Ordering::Acquire) && attr.should_fail()
+}
 
 /// `fail_rmpupdate_busy`.
 pub(crate) static RMPUPDATE_BUSY: FaultAttr = FaultAttr::new();
@@ -55,23 +67,31 @@ pub(crate) fn publish(dir: &CStr) -> Result {
         (&PSMASH_BUSY, c"fail_psmash_busy"),
         (&DIRECTMAP_RESTORE, c"fail_directmap_restore"),
     ];
+    if ARMED.load(Ordering::Acquire) {
+        return Err(EBUSY);
+    }
+    for (attr, _) in points {
+        // SAFETY: Not armed yet (checked above; only this function arms, once, at
+        // load): nothing calls `should_fail()` on the attributes.
+        unsafe { attr.init() };
+    }
     for (attr, name) in points {
-        attr.init();
         attr.publish(dir, name)?;
     }
+    ARMED.store(true, Ordering::Release);
     Ok(())
 }
 
 /// The failure an RMPUPDATE to a state `assigned` (or to the host's) must report
 /// now, if any.
 pub(crate) fn rmpupdate(assigned: bool) -> Option<RmpError> {
-    if RMPUPDATE_BUSY.should_fail() {
+    if fails(&RMPUPDATE_BUSY) {
         return Some(RmpError::FailInUse);
     }
-    (!assigned && RMPUPDATE_SHARED.should_fail()).then_some(RmpError::Unexpected(INJECTED))
+    (!assigned && fails(&RMPUPDATE_SHARED)).then_some(RmpError::Unexpected(INJECTED))
 }
 
 /// The failure a PSMASH must report now, if any.
 pub(crate) fn psmash() -> Option<RmpError> {
-    PSMASH_BUSY.should_fail().then_some(RmpError::FailInUse)
+    fails(&PSMASH_BUSY).then_some(RmpError::FailInUse)
 }

@@ -72,6 +72,8 @@ static void stats(void)
 	SHOW("module.", s, dm_merges_1g);
 	SHOW("module.", s, dm_unmapped_pages);
 	SHOW("module.", s, tlb_flushes);
+	SHOW("module.", s, dm_cpa_calls);
+	SHOW("module.", s, dm_walks);
 	if (ioctl(dev, SNP_HOST_GET_FAULT_STATS, &f))
 		die("SNP_HOST_GET_FAULT_STATS");
 	SHOW("faults.", f, user_faults);

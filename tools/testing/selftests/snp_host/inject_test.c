@@ -256,11 +256,16 @@ TEST_F(inject, busy_psmash_gives_ebusy_and_keeps_the_2m_page)
 	EXPECT_FALSE(assigned(self->fd, base, NULL));
 }
 
-/* Makes the allocators fail for this task only, through fail-nth. */
+/*
+ * Makes the allocators fail for this task through fail-nth, quietly (their
+ * verbose 2 would print a stack trace per failure into the kernel log).
+ */
 static int allocators_fail_nth(void)
 {
 	if (write_str(FAILSLAB "/ignore-gfp-wait", "N") ||
+	    write_str(FAILSLAB "/verbose", "0") ||
 	    write_str(FAIL_PAGE_ALLOC "/ignore-gfp-wait", "N") ||
+	    write_str(FAIL_PAGE_ALLOC "/verbose", "0") ||
 	    write_str(FAIL_PAGE_ALLOC "/min-order", "0"))
 		return -1;
 	return 0;
@@ -292,9 +297,10 @@ enum op { OP_PRIVATE, OP_RANGE, OP_SHARED, OP_RANGE_SHARED };
 
 /*
  * For n = 1, 2, ...: the n-th faultable call of @op fails.  Each run must
- * succeed or fail with ENOMEM (EBUSY where it hit the busy point, which the
- * retries absorb) and, when it failed, leave the page as it was; it ends
- * when @op makes fewer than n calls.
+ * succeed or fail with ENOMEM and, when it failed, leave every page it did
+ * not convert as it was: for the page ioctls all of them, for CONVERT_RANGE
+ * pages [done, npages) (pages [0, done) were converted, as the ABI says); it
+ * ends when @op makes fewer than n calls.
  */
 static void every_site(struct __test_metadata *_metadata, int fd, enum op op)
 {
@@ -311,6 +317,7 @@ static void every_site(struct __test_metadata *_metadata, int fd, enum op op)
 		struct snp_host_stats s0, s1;
 		long long pin0, held0;
 		long long left;
+		__u64 done = 0;
 		int rc;
 
 		if (!to_private)
@@ -329,23 +336,31 @@ static void every_site(struct __test_metadata *_metadata, int fd, enum op op)
 			break;
 		default:
 			rc = snp_convert_range(fd, buf, pages, 0x10000, 1,
-					       SNP_HOST_LEVEL_4K, to_private, NULL);
+					       SNP_HOST_LEVEL_4K, to_private, &done);
 			break;
 		}
 		left = get_fail_nth(nth);
 		set_fail_nth(nth, 0);
 		if (rc) {
+			long long d = to_private ? (long long)done : -(long long)done;
+
 			failed++;
 			EXPECT_EQ(-ENOMEM, rc) TH_LOG("n=%d: errno %d", n, -rc);
 			ASSERT_EQ(0, snp_get_stats(fd, &s1));
-			EXPECT_EQ(s0.private_4k, s1.private_4k) TH_LOG("n=%d", n);
+			EXPECT_EQ((long long)s0.private_4k + d, (long long)s1.private_4k)
+				TH_LOG("n=%d done=%llu", n, (unsigned long long)done);
 			EXPECT_EQ(s0.leaked_pages, s1.leaked_pages) TH_LOG("n=%d", n);
-			EXPECT_EQ(s0.dm_unmapped_pages, s1.dm_unmapped_pages) TH_LOG("n=%d", n);
-			EXPECT_EQ(pin0, proc_status_kb(0, "VmPin")) TH_LOG("n=%d", n);
-			EXPECT_EQ(held0, foll_pins_held()) TH_LOG("n=%d", n);
-			for (i = 0; i < pages; i++)
-				EXPECT_EQ(!to_private, assigned(fd, buf + i * SZ_4K, NULL))
+			EXPECT_EQ((long long)s0.dm_unmapped_pages + d,
+				  (long long)s1.dm_unmapped_pages) TH_LOG("n=%d", n);
+			EXPECT_EQ(pin0 + d * 4, proc_status_kb(0, "VmPin")) TH_LOG("n=%d", n);
+			EXPECT_EQ(held0 + d, foll_pins_held()) TH_LOG("n=%d", n);
+			for (i = 0; i < pages; i++) {
+				bool converted = (__u64)i < done;
+
+				EXPECT_EQ(to_private == converted,
+					  assigned(fd, buf + i * SZ_4K, NULL))
 					TH_LOG("n=%d page %d", n, i);
+			}
 		}
 		/* Back to all shared for the next n. */
 		for (i = 0; i < pages; i++) {
