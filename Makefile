@@ -108,6 +108,7 @@ host-check: deps
 	cargo test --quiet
 	cargo clippy --quiet --all-targets -- -D warnings
 	cargo fmt --check
+	python3 scripts/syzlang-check.py
 
 # Lint in a separate output directory so that clippy really runs every time
 # instead of seeing up-to-date objects; warnings are errors.

@@ -870,7 +870,7 @@ static int state_diff(struct __test_metadata *_metadata, const struct state *a,
 			continue;
 		diff |= D_LOOKUP;
 		if (log)
-			TH_LOG("LOOKUP of page %d: rc %d assigned/level/asid %u %u %u -> %d %u %u %u",
+			TH_LOG("LOOKUP page %d: rc %d assigned/level/asid %u %u %u -> %d %u %u %u",
 			       a->idx[i], a->lrc[i], a->look[i].assigned,
 			       a->look[i].level, a->look[i].asid, b->lrc[i],
 			       b->look[i].assigned, b->look[i].level,
