@@ -109,7 +109,7 @@ host-check: deps
 	cargo test --quiet
 	cargo clippy --quiet --all-targets -- -D warnings
 	cargo fmt --check
-	python3 scripts/syzlang-check.py
+	python3 scripts/syzlang-check.py --self-test
 
 # Lint in a separate output directory so that clippy really runs every time
 # instead of seeing up-to-date objects; warnings are errors.

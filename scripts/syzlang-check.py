@@ -22,6 +22,8 @@ project, so this script proves they match the header:
 The values come from a small C program compiled against the header with the
 host's cc, so the compiler's layout is the reference, not this script's idea
 of it.  Exit status 0 when everything matches, 1 with one line per mismatch.
+`--self-test` (what make check runs) then applies each of DRIFTS to copies of
+the two files and fails unless the check catches every one.
 """
 
 import argparse
@@ -180,7 +182,7 @@ def parse_header(text):
     return structs, ioctls, consts
 
 
-def c_values(structs, names):
+def c_values(structs, names, include):
     """Compiles a program against the header that prints every value we need."""
     out = ["#include <stddef.h>", "#include <stdio.h>"]
     out += sorted({f"#include {h}" for h in SYSTEM_CONSTS.values()})
@@ -200,7 +202,7 @@ def c_values(structs, names):
         with open(src, "w") as f:
             f.write("\n".join(out))
         cc = os.environ.get("CC", "cc")
-        r = subprocess.run([cc, "-Wall", "-I", os.path.join(TOP, "include/uapi"),
+        r = subprocess.run([cc, "-Wall", "-I", include,
                             "-o", exe, src], capture_output=True, text=True)
         if r.returncode:
             raise Problem(f"the C program does not compile against the header:\n{r.stderr}")
@@ -216,7 +218,7 @@ def const_file(d, values):
     return "\n".join(lines) + "\n"
 
 
-def check(syz_path, header_path, update):
+def check(syz_path, header_path, update, include=os.path.join(TOP, "include/uapi")):
     with open(syz_path) as f:
         syz = f.read()
     with open(header_path) as f:
@@ -227,7 +229,7 @@ def check(syz_path, header_path, update):
                      and n not in SYSTEM_CONSTS)
     if unknown:
         raise Problem(f"constants of unknown origin: {', '.join(unknown)}")
-    v = c_values(h_structs, d["consts"] | set(h_ioctls) | set(h_consts))
+    v = c_values(h_structs, d["consts"] | set(h_ioctls) | set(h_consts), include)
     bad = []
 
     for name, struct in sorted(h_ioctls.items()):
@@ -276,10 +278,13 @@ def check(syz_path, header_path, update):
             bad.append(f"{s}: described in snp_host.txt, not a struct of the header")
 
     # An alias (SNP_HOST_DIRECTMAP_UNMAP) is covered by the name it aliases.
+    def group(n):
+        return n.split("_")[2]
+
     listed = {n for names in d["flags"].values() for n in names}
-    values = {v[n] for n in listed if n in v}
+    values = {(group(n), v[n]) for n in listed if n in v}
     for n in h_consts:
-        if n not in listed and (n.startswith("SNP_HOST_FLAG_") or v[n] not in values):
+        if n not in listed and (group(n), v[n]) not in values:
             bad.append(f"{n}: in the header, in no flags list of snp_host.txt")
 
     const_path = syz_path + ".const"
@@ -302,10 +307,64 @@ def check(syz_path, header_path, update):
     return bad, len(h_ioctls), len(h_structs), len(d["consts"])
 
 
+# Drifts the check must catch: (file, text, replacement, what it stands for).
+DRIFTS = [
+    ("header", "\t__u32 asid;\t\t/* in for MAKE_PRIVATE", "\t__u64 asid;\t\t/* in for MAKE_PRIVATE",
+     "a field of the header widened"),
+    ("header", "_IOWR(SNP_HOST_IOCTL_TYPE, 0x04,", "_IOWR(SNP_HOST_IOCTL_TYPE, 0x06,",
+     "an ioctl renumbered"),
+    ("header", "_IOR(SNP_HOST_IOCTL_TYPE, 0x07,", "_IOWR(SNP_HOST_IOCTL_TYPE, 0x07,",
+     "an ioctl's direction changed"),
+    ("header", "#define SNP_HOST_LEVEL_2M", "#define SNP_HOST_LEVEL_1G\t\t2\n#define SNP_HOST_LEVEL_2M",
+     "a constant added to the header"),
+    ("syz", "\tnpages\t\tint64[1:1024]", "\tnpages\t\tint32[1:1024]",
+     "a field of the description narrowed"),
+    ("syz", "\tlevel\t\tflags[snp_host_level, int8]\n\timmutable",
+     "\timmutable\tconst[0, int8]\n\tlevel\t\tflags[snp_host_level, int8]\n\tx",
+     "two fields of the description swapped"),
+    ("syz", "ioctl$SNP_HOST_PSMASH(", "#ioctl$SNP_HOST_PSMASH(", "an ioctl left out"),
+]
+
+
+def self_test():
+    """Applies each drift to a copy and expects the check to fail on it."""
+    with open(SYZ) as f:
+        syz = f.read()
+    with open(HEADER) as f:
+        header = f.read()
+    with open(SYZ + ".const") as f:
+        consts = f.read()
+    missed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, "linux"))
+        for which, old, new, what in DRIFTS:
+            text = syz if which == "syz" else header
+            if old not in text:
+                missed.append(f"self-test: {what}: {old!r} is not in the {which} any more")
+                continue
+            h = os.path.join(tmp, "linux", "snp_host.h")
+            y = os.path.join(tmp, "snp_host.txt")
+            with open(h, "w") as f:
+                f.write(text.replace(old, new, 1) if which == "header" else header)
+            with open(y, "w") as f:
+                f.write(text.replace(old, new, 1) if which == "syz" else syz)
+            with open(y + ".const", "w") as f:
+                f.write(consts)
+            try:
+                bad = check(y, h, False, include=tmp)[0]
+            except Problem:
+                bad = ["fails"]
+            if not bad:
+                missed.append(f"self-test: {what}: not noticed")
+    return missed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--update", action="store_true",
                     help="rewrite snp_host.txt.const from the header")
+    ap.add_argument("--self-test", action="store_true",
+                    help="also check that drifts of the header or the description are caught")
     ap.add_argument("--syz", default=SYZ, help="the syzlang file")
     ap.add_argument("--header", default=HEADER, help="the C header")
     a = ap.parse_args()
@@ -314,12 +373,15 @@ def main():
     except Problem as e:
         print(f"syzlang-check: {e}", file=sys.stderr)
         return 1
+    if a.self_test and not bad:
+        bad = self_test()
     for line in bad:
         print(f"syzlang-check: {line}", file=sys.stderr)
     if bad:
         return 1
     print(f"syzlang-check: snp_host.txt matches the header: {nioctl} ioctls, "
-          f"{nstruct} structs (sizes, field offsets and sizes), {nconst} constants")
+          f"{nstruct} structs (sizes, field offsets and sizes), {nconst} constants"
+          + (f"; {len(DRIFTS)} drifts caught" if a.self_test else ""))
     return 0
 
 
