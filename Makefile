@@ -37,7 +37,7 @@ help:
 	@echo 'make run          set up on first use, boot the test VM, load snp_host and tell what it did'
 	@echo 'make check        every test: host crate tests and lints, module lints, checkpatch, VM tests'
 	@echo '                  EXTRA_TESTS=<dir> adds every executable in <dir> as one more VM test'
-	@echo '                  FUZZ_SECONDS=<s> FUZZ_SEED=<n> runs the ABI fuzzer longer (default 4 s a phase)'
+	@echo '                  FUZZ_SECONDS=<s> FUZZ_SEED=<n> runs the ABI fuzzer longer (default 3 s a phase)'
 	@echo 'make              build build/module/snp_host/snp_host.ko (KDIR=<tree> for your own kernel)'
 	@echo 'make checkpatch   the kernel'"'"'s checkpatch.pl --strict over patches/, the C selftests and vm/*.c'
 	@echo 'make vm-shell     boot the test VM with an interactive shell'

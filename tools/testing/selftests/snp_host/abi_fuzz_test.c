@@ -43,7 +43,7 @@
  * are back where they started and VmPin is back to its start.
  *
  * Environment: SNP_FUZZ_SEED (default: from the clock, printed),
- * SNP_FUZZ_SECONDS (per phase, default 4), SNP_FUZZ_CALLS (per phase and
+ * SNP_FUZZ_SECONDS (per phase, default 3), SNP_FUZZ_CALLS (per phase and
  * thread, default unbounded), SNP_FUZZ_THREADS (default 3).  `make check
  * FUZZ_SECONDS=600` runs a long one.
  *
@@ -986,7 +986,7 @@ FIXTURE_SETUP(fuzz)
 	fz->seed = env_ll("SNP_FUZZ_SEED", 0);
 	if (!fz->seed)
 		fz->seed = (__u64)time(NULL) * 2654435761ULL ^ getpid();
-	fz->seconds = env_ll("SNP_FUZZ_SECONDS", 4);
+	fz->seconds = env_ll("SNP_FUZZ_SECONDS", 3);
 	fz->max_calls = env_ll("SNP_FUZZ_CALLS", 0);
 	fz->threads = env_ll("SNP_FUZZ_THREADS", 3);
 	if (fz->threads < 1 || fz->threads > MAX_THREADS)
@@ -1487,6 +1487,8 @@ TEST_F_TIMEOUT(fuzz, sequential, 3600)
 	fz->fd = -1;
 	expect_start(_metadata, fz, "after undo and close");
 	report(_metadata, cnt, "sequential", calls);
+	TH_LOG("the same calls again: SNP_FUZZ_SEED=0x%llx SNP_FUZZ_CALLS=%lld",
+	       (unsigned long long)fz->seed, calls);
 	TH_LOG("sequential: %llu failed calls checked, %llu partial ranges, %llu changed state,",
 	       (unsigned long long)cnt->checks, (unsigned long long)cnt->partial,
 	       (unsigned long long)cnt->state_changed);
