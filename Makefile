@@ -29,9 +29,9 @@ MODULE := $(BUILD)/module/snp_host/snp_host.ko
 SELFTESTS := $(top)/tools/testing/selftests/snp_host
 
 .PHONY: all modules deps kernel selftests kvm-selftests run check host-check module-lint \
-	rustfmtcheck checkpatch vm-check vm-shell clean purge-cache help
+	rustfmtcheck checkpatch vm-check vm-shell clean purge-cache help tool install
 
-all: modules
+all: modules tool
 
 help:
 	@echo 'make run          set up on first use, boot the test VM, load snp_host and tell what it did'
@@ -39,6 +39,8 @@ help:
 	@echo '                  EXTRA_TESTS=<dir> adds every executable in <dir> as one more VM test'
 	@echo '                  FUZZ_SECONDS=<s> FUZZ_SEED=<n> runs the ABI fuzzer longer (default 3 s a phase)'
 	@echo 'make              build build/module/snp_host/snp_host.ko (KDIR=<tree> for your own kernel)'
+	@echo '                  and the operator'"'"'s tool build/snp-host/snp-host (tools/snp-host)'
+	@echo 'make install      the module (modules_install) and snp-host into $$(DESTDIR)$$(SBINDIR)'
 	@echo 'make checkpatch   the kernel'"'"'s checkpatch.pl --strict over patches/, the C selftests and vm/*.c'
 	@echo 'make vm-shell     boot the test VM with an interactive shell'
 	@echo 'make bench        direct-map benchmark: a fresh VM per policy; report and picture in build/bench/'
@@ -90,7 +92,31 @@ $(BUILD)/vm/demo: vm/demo.c include/uapi/linux/snp_host.h
 	mkdir -p $(dir $@)
 	$(CC) -Wall -Wextra -O2 -static -Iinclude/uapi -o $@ $<
 
-run: modules selftests $(BUILD)/vm/demo
+# The operator's tool (issue 13, tools/snp-host/README.md), linked statically
+# so that it runs in the busybox VM as on any host; cargo decides what to
+# rebuild.  --target keeps +crt-static away from build scripts and proc
+# macros, and keeps these objects apart from host-check's.  Its VM test's
+# probe reads the module through the header alone.
+TOOL := $(BUILD)/snp-host/snp-host
+TOOL_TARGET := x86_64-unknown-linux-gnu
+SBINDIR ?= /usr/local/sbin
+
+tool:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked \
+		-p snp-host --target $(TOOL_TARGET)
+	mkdir -p $(dir $(TOOL))
+	cp target/$(TOOL_TARGET)/release/snp-host $(TOOL)
+	$(CC) -Wall -Wextra -O2 -static -Iinclude/uapi -o $(BUILD)/snp-host/abi_probe \
+		tools/snp-host/tests/abi_probe.c
+
+# The module into $(DESTDIR)/lib/modules/<release>/updates (kbuild's
+# modules_install), the tool into $(DESTDIR)$(SBINDIR).
+install: modules tool
+	+$(KMAKE) -C $(KDIR) M=$(top) MO=$(BUILD)/module \
+		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR)) modules_install
+	install -D -m 0755 $(TOOL) $(DESTDIR)$(SBINDIR)/snp-host
+
+run: modules selftests $(BUILD)/vm/demo tool
 	@MODULE=$(MODULE) bash scripts/vm.sh run
 
 # The direct-map benchmark (issue 5): the workload runs inside the VM, one
@@ -100,15 +126,15 @@ $(BUILD)/bench/bench: vm/bench.c include/uapi/linux/snp_host.h
 	$(CC) -Wall -Wextra -O2 -static -Iinclude/uapi -o $@ $<
 
 .PHONY: bench
-bench: modules $(BUILD)/bench/bench
+bench: modules $(BUILD)/bench/bench kvm-selftests
 	@MODULE=$(MODULE) SNP_BENCH_BUILT=1 bash scripts/bench.sh
 
 check: host-check module-lint checkpatch vm-check
 
 host-check: deps
-	cargo test --quiet
-	cargo clippy --quiet --all-targets -- -D warnings
-	cargo fmt --check
+	cargo test --quiet --workspace
+	cargo clippy --quiet --workspace --all-targets -- -D warnings
+	cargo fmt --all --check
 	python3 scripts/syzlang-check.py --self-test
 
 # Lint in a separate output directory so that clippy really runs every time
@@ -133,7 +159,7 @@ rustfmtcheck: kernel
 CHECKPATCH := GIT_DIR=$(KDIR)/.git $(KDIR)/scripts/checkpatch.pl --strict --quiet
 CHECKPATCH_PATCHES := $(sort $(wildcard patches/*.patch))
 CHECKPATCH_FILES := $(sort $(wildcard tools/testing/selftests/snp_host/*.c \
-	tools/testing/selftests/snp_host/*.h vm/*.c snp_host/abi_header.c \
+	tools/testing/selftests/snp_host/*.h vm/*.c snp_host/abi_header.c tools/snp-host/tests/*.c \
 	include/uapi/linux/snp_host.h))
 
 checkpatch: kernel
@@ -146,10 +172,10 @@ checkpatch: kernel
 	done; \
 	[ $$bad = 0 ] && echo "checkpatch --strict: $(words $(CHECKPATCH_PATCHES)) patches and $(words $(CHECKPATCH_FILES)) C files clean"
 
-vm-check: modules selftests kvm-selftests
+vm-check: modules selftests kvm-selftests tool
 	@MODULE=$(MODULE) bash scripts/vm.sh check
 
-vm-shell: modules selftests
+vm-shell: modules selftests tool
 	@MODULE=$(MODULE) bash scripts/vm.sh shell
 
 clean:

@@ -12,6 +12,10 @@
 #                 (default build/bench/bench) with BENCH_ARGS (comma-separated options);
 #                 prints its lines.  It lives in build/bench/vm-$BENCH_POLICY, apart
 #                 from build/vm, so a bench and a check do not share an initramfs.
+#   vm.sh kvmbench the KVM workload of `make bench`: KVM_BENCH_RUNS rounds of the upstream
+#                 selftest KVM_BENCH_TEST (words comma-separated, path under build/kvm)
+#                 without the module and with it under each of KVM_BENCH_POLICIES
+#                 (comma-separated); lives in build/bench/vm-kvm.
 #
 # The guest's console (kernel log) goes to build/vm/console.log; its results
 # come back on a second serial port to build/vm/results.log.  A guest that does
@@ -19,7 +23,7 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-mode=${1:?usage: vm.sh run|check|shell|bench}
+mode=${1:?usage: vm.sh run|check|shell|bench|kvmbench}
 kdir=${KDIR:-$(bash "$top/scripts/kernel.sh" dir)}
 out=$top/build/vm
 if [ "$mode" = bench ]; then
@@ -31,6 +35,15 @@ if [ "$mode" = bench ]; then
 	esac
 	[ -x "$bench_bin" ] || die "no bench program at $bench_bin (run: make bench)"
 	out=$top/build/bench/vm-$bench_policy
+fi
+if [ "$mode" = kvmbench ]; then
+	kvm_test=${KVM_BENCH_TEST:?vm.sh kvmbench needs KVM_BENCH_TEST}
+	kvm_runs=${KVM_BENCH_RUNS:-5}
+	kvm_policies=${KVM_BENCH_POLICIES:-split,coalesce}
+	case "$kvm_test$kvm_runs$kvm_policies" in
+	*[!A-Za-z0-9,._/-]*) die "KVM_BENCH_* may hold only letters, digits and , . _ / -" ;;
+	esac
+	out=$top/build/bench/vm-kvm
 fi
 root=$out/root
 VM_TIMEOUT=${VM_TIMEOUT:-300}
@@ -50,12 +63,28 @@ cp "$busybox" "$root/bin/busybox"
 cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
 [ -x "$out/demo" ] && cp "$out/demo" "$root/bin/snp_host_demo"
+# snp-host (make tool): the operator's tool for run and shell, and its test.
+if [ -x "$top/build/snp-host/snp-host" ]; then
+	cp "$top/build/snp-host/snp-host" "$root/bin/snp-host"
+	if [ "$mode" = check ] && [ -x "$top/build/snp-host/abi_probe" ]; then
+		cp "$top/build/snp-host/abi_probe" "$root/bin/snp_host_abi_probe"
+		cp "$top/tools/snp-host/tests/vm-test.sh" "$root/tests/snp_host_cli_test"
+	fi
+fi
 if [ "$mode" = bench ]; then
 	cp "$bench_bin" "$root/bin/snp_host_bench"
 fi
 chmod +x "$root/init"
 find "$top/build/selftests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/tests/" \; 2>/dev/null || true
 # The KVM selftests keep their paths (x86/...), as vm/kvm-tests names them.
+if [ "$mode" = kvmbench ]; then
+	t=${kvm_test%%,*}
+	[ -x "$top/build/vm/kvm_check" ] || die "no build/vm/kvm_check (run: make kvm-selftests)"
+	[ -x "$top/build/kvm/$t" ] || die "no KVM selftest at build/kvm/$t (run: make kvm-selftests)"
+	cp "$top/build/vm/kvm_check" "$root/bin/kvm_check"
+	mkdir -p "$root/kvm/$(dirname "$t")"
+	cp "$top/build/kvm/$t" "$root/kvm/$t"
+fi
 if [ "$mode" = check ] && [ -x "$out/kvm_check" ]; then
 	cp "$out/kvm_check" "$root/bin/kvm_check"
 	[ -x "$out/kvm_busy" ] && cp "$out/kvm_busy" "$root/bin/kvm_busy"
@@ -92,6 +121,9 @@ if [ "$mode" = bench ]; then
 	# policy starts from the same direct map and the pool lands alike.
 	append+=" nokaslr benchpolicy=$bench_policy benchargs=$bench_args"
 fi
+if [ "$mode" = kvmbench ]; then
+	append+=" nokaslr kvmtest=$kvm_test kvmruns=$kvm_runs kvmpolicies=$kvm_policies"
+fi
 
 if [ "$mode" = shell ]; then
 	exec "${qemu[@]}" -nographic -append "$append"
@@ -126,10 +158,10 @@ run)
 check)
 	python3 "$top/scripts/tap-summary.py" "$out/results.log" "$out/console.log"
 	;;
-bench)
+bench | kvmbench)
 	# A benchmark whose kernel oopsed measured nothing (the patterns of tap-summary.py).
 	if ! python3 "$top/scripts/tap-summary.py" --splats "$out/console.log" >"$out/splats.log"; then
-		echo "error: the kernel log of the directmap=$bench_policy run is not clean:" >&2
+		echo "error: the kernel log of the ${bench_policy:+directmap=$bench_policy }$mode run is not clean:" >&2
 		cat "$out/splats.log" >&2
 		echo "error kernel log not clean (see $out/console.log)"
 		bench_rc=1

@@ -82,6 +82,11 @@ counters! {
     dm_unmapped_pages,
     /// Kernel TLB flushes the module issued for the direct map.
     tlb_flushes,
+    /// Changes of the direct map the module asked of the kernel (CPA calls: splits,
+    /// protections, restores, merges), each of one page or one batch.
+    dm_cpa_calls,
+    /// Walks of the kernel's page tables the module made to read the direct map.
+    dm_walks,
     }
 }
 
