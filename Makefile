@@ -37,6 +37,7 @@ help:
 	@echo 'make run          set up on first use, boot the test VM, load snp_host and tell what it did'
 	@echo 'make check        every test: host crate tests and lints, module lints, checkpatch, VM tests'
 	@echo '                  EXTRA_TESTS=<dir> adds every executable in <dir> as one more VM test'
+	@echo '                  FUZZ_SECONDS=<s> FUZZ_SEED=<n> runs the ABI fuzzer longer (default 3 s a phase)'
 	@echo 'make              build build/module/snp_host/snp_host.ko (KDIR=<tree> for your own kernel)'
 	@echo '                  and the operator'"'"'s tool build/snp-host/snp-host (tools/snp-host)'
 	@echo 'make install      the module (modules_install) and snp-host into $$(DESTDIR)$$(SBINDIR)'
@@ -134,6 +135,7 @@ host-check: deps
 	cargo test --quiet --workspace
 	cargo clippy --quiet --workspace --all-targets -- -D warnings
 	cargo fmt --all --check
+	python3 scripts/syzlang-check.py --self-test
 
 # Lint in a separate output directory so that clippy really runs every time
 # instead of seeing up-to-date objects; warnings are errors.

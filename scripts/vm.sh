@@ -105,6 +105,17 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu "$VM_CPU" -smp 2 -m "$VM_MEM" -no-reboo
 	-kernel "$kernel" -initrd "$out/initramfs.cpio.gz")
 # An unknown name=value on the command line reaches /init as an environment variable.
 append="console=ttyS0 panic=-1 vmmode=$mode"
+# The ABI fuzzer's knobs (make check FUZZ_SECONDS=600 FUZZ_SEED=0x...) reach
+# abi_fuzz_test through /init's environment; a long run gets the time it needs.
+for v in FUZZ_SECONDS FUZZ_SEED FUZZ_CALLS FUZZ_THREADS; do
+	[ -n "${!v:-}" ] || continue
+	case "${!v}" in *[!0-9a-fA-Fx]*) die "$v must be a number" ;; esac
+	append+=" SNP_$v=${!v}"
+done
+if [ -n "${FUZZ_SECONDS:-}" ]; then
+	append+=" TEST_TIMEOUT=$((2 * FUZZ_SECONDS + 120))"
+	VM_TIMEOUT=$((VM_TIMEOUT + 2 * FUZZ_SECONDS))
+fi
 if [ "$mode" = bench ]; then
 	# nokaslr: the kernel image at the same physical place in every VM, so each
 	# policy starts from the same direct map and the pool lands alike.
