@@ -62,7 +62,10 @@ impl Buddy {
     /// as after boot.
     pub(crate) fn new(base: u64, pages: u64) -> Self {
         let top = 1u64 << MAX_ORDER;
-        assert!(base % top == 0 && pages % top == 0, "the range is MAX_ORDER-aligned");
+        assert!(
+            base.is_multiple_of(top) && pages.is_multiple_of(top),
+            "the range is MAX_ORDER-aligned"
+        );
         let mut b = Self {
             base,
             pages,
@@ -121,7 +124,10 @@ impl Buddy {
     /// If the block lies outside the range or is free already at that order (a caller bug).
     pub(crate) fn free(&mut self, mut pfn: u64, order: u32) {
         assert!(pfn >= self.base && pfn + (1 << order) <= self.base + self.pages);
-        assert!(!self.is_free(pfn, order), "block {pfn:#x} order {order} freed twice");
+        assert!(
+            !self.is_free(pfn, order),
+            "block {pfn:#x} order {order} freed twice"
+        );
         self.nr_free += 1 << order;
         let mut at = order;
         while at < MAX_ORDER {
@@ -207,6 +213,8 @@ mod tests {
     fn double_free_is_caught() {
         let mut b = Buddy::new(0, 1 << 10);
         let p = b.alloc(0).unwrap();
+        // Its buddy stays allocated, so the free block stays at order 0.
+        let _q = b.alloc(0).unwrap();
         b.free(p, 0);
         b.free(p, 0);
     }

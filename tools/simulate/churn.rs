@@ -166,7 +166,11 @@ mod tests {
             let (from, to) = (op.first, op.first + op.base_pages());
             if op.level == 0 {
                 assert!(op.count >= 1 && op.count <= p.max_run);
-                assert_eq!(from / PAGES_PER_2M, (to - 1) / PAGES_PER_2M, "a run stays in its region");
+                assert_eq!(
+                    from / PAGES_PER_2M,
+                    (to - 1) / PAGES_PER_2M,
+                    "a run stays in its region"
+                );
                 regions_4k.insert(from / PAGES_PER_2M);
             } else {
                 assert_eq!(from % PAGES_PER_2M, 0);
@@ -178,13 +182,18 @@ mod tests {
         }
         assert_eq!(seen.iter().filter(|&&s| s).count() as u64, p.pages / 4);
         assert!(regions_4k.len() as u64 <= p.pages / PAGES_PER_2M / RUNS_EVERY);
-        assert_ne!(hash(&ops), hash(&plan(&p, 4).unwrap()), "each lifetime draws afresh");
+        assert_ne!(
+            hash(&ops),
+            hash(&plan(&p, 4).unwrap()),
+            "each lifetime draws afresh"
+        );
         assert_eq!(ops, plan(&p, 3).unwrap(), "and the same lifetime the same");
     }
 
     #[test]
     fn too_dense_is_refused() {
         let mut p = gib_pool(1);
+        p.pages = 64 * 256;
         p.percent = 40;
         assert_eq!(plan(&p, 1), Err(PlanError::TooDense));
     }

@@ -6,7 +6,8 @@
 //! - The host: `gib` GiB of RAM mapped as the kernel maps it
 //!   ([`Kernel::host`]); the first GiB is the host's own, the rest is the
 //!   buddy allocator's ([`Buddy`]).
-//! - A guest of 2..=64 GiB gets its memory as 2M blocks where the allocator
+//! - A guest of 2, 4, 8, 16, 32 or 64 GiB (the sizes of cloud instances, each
+//!   as likely) gets its memory as 2M blocks where the allocator
 //!   has them (huge guest_memfd folios), 4K pages where it does not, and the
 //!   host allocates 0.2% of its size as 4K pages of its own for it (page
 //!   tables, metadata), which fragment what the guests get next.
@@ -43,7 +44,7 @@ pub(crate) struct Params {
     pub(crate) gib: u64,
     /// Guest lifetimes to end.
     pub(crate) lifetimes: u64,
-    /// Smallest and largest guest, in GiB.
+    /// Smallest and largest guest, in GiB: powers of two, every power between as likely.
     pub(crate) guest_gib: (u64, u64),
     /// Of a guest's 2M blocks: the part with 4K runs on arrival.
     pub(crate) runs_part: f64,
@@ -105,6 +106,8 @@ struct Run {
 
 struct Guest {
     blocks: Vec<u64>,
+    /// Which of `blocks` got 4K runs on arrival.
+    touched: Vec<bool>,
     singles: Vec<u64>,
     host_pages: Vec<u64>,
     private: Vec<Run>,
@@ -128,7 +131,10 @@ impl Host {
             let n = per_batch.min(run.count - done);
             let mut batch = self.module.batch(&mut self.kernel);
             for i in done..done + n {
-                let page = Page { pfn: run.pfn + i * step, huge: run.huge };
+                let page = Page {
+                    pfn: run.pfn + i * step,
+                    huge: run.huge,
+                };
                 if to_private {
                     batch.make_private(page)?;
                 } else {
@@ -150,19 +156,23 @@ impl Host {
     }
 }
 
-/// Draws the 4K runs of one 2M block: 1..=8 runs of 1..=32 pages, not overlapping.
+/// Draws the 4K runs of one 2M block: 1..=4 runs of 1..=16 pages, not overlapping.
 fn runs_in_block(rng: &mut SplitMix64, pfn: u64, out: &mut Vec<Run>) {
     let mut taken = [false; 512];
-    for _ in 0..1 + rng.below(8) {
+    for _ in 0..1 + rng.below(4) {
         let first = rng.below(512);
-        let want = 1 + rng.below(32);
+        let want = 1 + rng.below(16);
         let mut len = 0;
         while len < want && first + len < 512 && !taken[(first + len) as usize] {
             taken[(first + len) as usize] = true;
             len += 1;
         }
         if len > 0 {
-            out.push(Run { pfn: pfn + first, count: len, huge: false });
+            out.push(Run {
+                pfn: pfn + first,
+                count: len,
+                huge: false,
+            });
         }
     }
 }
@@ -170,6 +180,7 @@ fn runs_in_block(rng: &mut SplitMix64, pfn: u64, out: &mut Vec<Run>) {
 fn arrive(h: &mut Host, p: &Params, id: u64, gib: u64) -> Result<Guest, Refused> {
     let mut g = Guest {
         blocks: Vec::new(),
+        touched: Vec::new(),
         singles: Vec::new(),
         host_pages: Vec::new(),
         private: Vec::new(),
@@ -196,14 +207,20 @@ fn arrive(h: &mut Host, p: &Params, id: u64, gib: u64) -> Result<Guest, Refused>
     }
     // Lazy acceptance: 4K runs first.
     let mut runs = Vec::new();
-    for i in 0..g.blocks.len() {
-        if g.rng.unit() < p.runs_part {
-            runs_in_block(&mut g.rng, g.blocks[i], &mut runs);
+    for &pfn in &g.blocks {
+        let touch = g.rng.unit() < p.runs_part;
+        if touch {
+            runs_in_block(&mut g.rng, pfn, &mut runs);
         }
+        g.touched.push(touch);
     }
     for &pfn in &g.singles {
         if g.rng.unit() < p.runs_part / 8.0 {
-            runs.push(Run { pfn, count: 1, huge: false });
+            runs.push(Run {
+                pfn,
+                count: 1,
+                huge: false,
+            });
         }
     }
     for run in runs {
@@ -216,12 +233,14 @@ fn arrive(h: &mut Host, p: &Params, id: u64, gib: u64) -> Result<Guest, Refused>
 /// The rest of a guest's acceptance: 2M pages in blocks it has not touched yet.
 fn accept_rest(h: &mut Host, p: &Params, g: &mut Guest) -> Result<(), Refused> {
     g.accepted = true;
-    let touched: std::collections::HashSet<u64> =
-        g.private.iter().map(|r| r.pfn & !511).collect();
     let mut runs = Vec::new();
-    for &pfn in &g.blocks {
-        if !touched.contains(&pfn) && g.rng.unit() < p.huge_part {
-            runs.push(Run { pfn, count: 1, huge: true });
+    for (&pfn, &touched) in g.blocks.iter().zip(&g.touched) {
+        if !touched && g.rng.unit() < p.huge_part {
+            runs.push(Run {
+                pfn,
+                count: 1,
+                huge: true,
+            });
         }
     }
     for run in runs {
@@ -274,7 +293,9 @@ pub(crate) fn run(p: &Params, policy: Policy) -> Result<Outcome, Refused> {
     let mut samples = vec![sample(&h, 0, 0)];
     let (mut ended, mut next_id) = (0, 1);
     let (lo, hi) = p.guest_gib;
-    let mut size = lo + rng.below(hi - lo + 1);
+    let sizes = u64::from((hi / lo).max(1).ilog2()) + 1;
+    let draw = |rng: &mut SplitMix64| lo << rng.below(sizes);
+    let mut size = draw(&mut rng);
     while ended < p.lifetimes {
         // The guest's memory and the host's 0.2% for it, with 1% of the host to spare.
         let need = size * PAGES_PER_1G * 1002 / 1000 + p.gib * PAGES_PER_1G / 100;
@@ -284,10 +305,10 @@ pub(crate) fn run(p: &Params, policy: Policy) -> Result<Outcome, Refused> {
             }
             guests.push(arrive(&mut h, p, next_id, size)?);
             next_id += 1;
-            size = lo + rng.below(hi - lo + 1);
+            size = draw(&mut rng);
         } else if guests.is_empty() {
             // A guest larger than the host: draw another.
-            size = lo + rng.below(hi - lo + 1);
+            size = draw(&mut rng);
         } else {
             let i = rng.below(guests.len() as u64) as usize;
             let g = guests.swap_remove(i);
@@ -300,7 +321,12 @@ pub(crate) fn run(p: &Params, policy: Policy) -> Result<Outcome, Refused> {
         depart(&mut h, g)?;
     }
     let drained = sample(&h, ended, 0);
-    Ok(Outcome { policy, samples, drained, start })
+    Ok(Outcome {
+        policy,
+        samples,
+        drained,
+        start,
+    })
 }
 
 #[cfg(test)]
@@ -310,9 +336,9 @@ mod tests {
     fn small(seed: u64) -> Params {
         Params {
             seed,
-            gib: 16,
-            lifetimes: 40,
-            guest_gib: (1, 4),
+            gib: 8,
+            lifetimes: 24,
+            guest_gib: (1, 2),
             ..Params::tib(seed)
         }
     }
@@ -321,18 +347,30 @@ mod tests {
     fn coalesce_returns_to_the_start_and_the_others_accumulate() {
         let p = small(5);
         let c = run(&p, Policy::Coalesce).unwrap();
-        assert_eq!(c.drained.meminfo, c.start, "coalesce merges everything back");
+        assert_eq!(
+            c.drained.meminfo, c.start,
+            "coalesce merges everything back"
+        );
         assert_eq!(c.drained.private, 0);
         assert_eq!(c.drained.counters.unmapped, 0);
-        assert!(c.samples.iter().any(|s| s.meminfo.kb_4k > c.start.kb_4k), "while guests run, it splits");
+        assert!(
+            c.samples.iter().any(|s| s.meminfo.kb_4k > c.start.kb_4k),
+            "while guests run, it splits"
+        );
         let t = c.drained.counters;
         assert_eq!((t.splits_2m, t.splits_1g), (t.merges_2m, t.merges_1g));
         for policy in [Policy::Split, Policy::PerPage] {
             let o = run(&p, policy).unwrap();
             assert_eq!(o.samples.len() as u64, p.lifetimes + 1);
-            assert!(o.drained.meminfo.kb_4k > c.start.kb_4k * 10, "{policy:?} keeps its splits");
+            assert!(
+                o.drained.meminfo.kb_4k > c.start.kb_4k * 10,
+                "{policy:?} keeps its splits"
+            );
             // DirectMap4k never shrinks without merges.
-            assert!(o.samples.windows(2).all(|w| w[0].meminfo.kb_4k <= w[1].meminfo.kb_4k));
+            assert!(o
+                .samples
+                .windows(2)
+                .all(|w| w[0].meminfo.kb_4k <= w[1].meminfo.kb_4k));
             assert_eq!(o.drained.counters.merges_2m, 0);
             let total = |m: MemInfo| m.kb_4k + m.kb_2m + m.kb_1g;
             assert_eq!(total(o.drained.meminfo), total(o.start));
@@ -344,8 +382,17 @@ mod tests {
         let p = small(9);
         let a = run(&p, Policy::Split).unwrap();
         let b = run(&p, Policy::Coalesce).unwrap();
-        let shape = |o: &Outcome| o.samples.iter().map(|s| (s.running, s.private)).collect::<Vec<_>>();
+        let shape = |o: &Outcome| {
+            o.samples
+                .iter()
+                .map(|s| (s.running, s.private))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(shape(&a), shape(&b));
-        assert_eq!(a, run(&p, Policy::Split).unwrap(), "and the same seed the same run");
+        assert_eq!(
+            a,
+            run(&p, Policy::Split).unwrap(),
+            "and the same seed the same run"
+        );
     }
 }

@@ -42,8 +42,8 @@ pub(crate) enum Cell {
     Split {
         /// PTEs read-only or not present.
         protected: u16,
-        /// Marked by `set_memory_4k()` to stay split.
-        kept: bool,
+        /// PTEs `set_memory_4k()` marked to stay split (`_PAGE_KERNEL_4K`, per PTE).
+        kept: u16,
         /// Holes or foreign attributes: never collapses.
         foreign: bool,
     },
@@ -85,6 +85,8 @@ pub(crate) enum InitError {
 pub(crate) struct Kernel {
     cells: Vec<Cell>,
     huge: Vec<bool>,
+    /// One bit per 4K page: its PTE is marked by `set_memory_4k()`.
+    marked: Vec<u64>,
     /// What `/proc/vmstat` would count.
     pub(crate) vmstat: VmStat,
     /// What `/proc/meminfo` would say.
@@ -96,8 +98,18 @@ impl Kernel {
     /// the kernel sets it up: the first 2M at 4K (the BIOS and ISA ranges), the
     /// rest of the first GiB in 2M leaves, every further GiB one 1G leaf.
     pub(crate) fn host(gib: u64) -> Self {
-        let mut cells = vec![Cell::Leaf { protected: false, foreign: false }; (gib * CELLS_PER_1G) as usize];
-        cells[0] = Cell::Split { protected: 0, kept: false, foreign: true };
+        let mut cells = vec![
+            Cell::Leaf {
+                protected: false,
+                foreign: false
+            };
+            (gib * CELLS_PER_1G) as usize
+        ];
+        cells[0] = Cell::Split {
+            protected: 0,
+            kept: 0,
+            foreign: true,
+        };
         let mut huge = vec![true; gib as usize];
         huge[0] = false;
         let meminfo = MemInfo {
@@ -105,7 +117,18 @@ impl Kernel {
             kb_2m: KB_1G - KB_2M,
             kb_1g: (gib - 1) * KB_1G,
         };
-        Self { cells, huge, vmstat: VmStat::default(), meminfo }
+        Self::with(cells, huge, meminfo)
+    }
+
+    fn with(cells: Vec<Cell>, huge: Vec<bool>, meminfo: MemInfo) -> Self {
+        let marked = vec![0; cells.len() * 512 / 64];
+        Self {
+            cells,
+            huge,
+            marked,
+            vmstat: VmStat::default(),
+            meminfo,
+        }
     }
 
     /// The direct map a page-table dump shows, as `vm/bench.c` classes its 2M
@@ -122,10 +145,24 @@ impl Kernel {
         let mut cells = Vec::with_capacity((blocks * CELLS_PER_1G) as usize);
         for (i, c) in classes.iter().enumerate() {
             cells.push(match c {
-                b'G' | b'M' => Cell::Leaf { protected: false, foreign: false },
-                b'P' => Cell::Leaf { protected: false, foreign: true },
-                b'K' => Cell::Split { protected: 0, kept: false, foreign: false },
-                b'R' | b'H' => Cell::Split { protected: 0, kept: false, foreign: true },
+                b'G' | b'M' => Cell::Leaf {
+                    protected: false,
+                    foreign: false,
+                },
+                b'P' => Cell::Leaf {
+                    protected: false,
+                    foreign: true,
+                },
+                b'K' => Cell::Split {
+                    protected: 0,
+                    kept: 0,
+                    foreign: false,
+                },
+                b'R' | b'H' => Cell::Split {
+                    protected: 0,
+                    kept: 0,
+                    foreign: true,
+                },
                 b'N' => Cell::Absent,
                 _ => return Err(InitError::BadCell(i as u64)),
             });
@@ -142,7 +179,7 @@ impl Kernel {
             }
             huge.push(gig != 0);
         }
-        Ok(Self { cells, huge, vmstat: VmStat::default(), meminfo })
+        Ok(Self::with(cells, huge, meminfo))
     }
 
     /// Returns the number of 2M cells.
@@ -150,15 +187,24 @@ impl Kernel {
         self.cells.len() as u64
     }
 
+    #[inline]
     fn cell(&self, pfn: u64) -> Cell {
-        self.cells.get((pfn / 512) as usize).copied().unwrap_or(Cell::Absent)
+        self.cells
+            .get((pfn / 512) as usize)
+            .copied()
+            .unwrap_or(Cell::Absent)
     }
 
+    #[inline]
     fn is_huge(&self, pfn: u64) -> bool {
-        self.huge.get((pfn >> 18) as usize).copied().unwrap_or(false)
+        self.huge
+            .get((pfn >> 18) as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Returns the size of the leaf that maps `pfn`, as `lookup_address()` says.
+    #[inline]
     pub(crate) fn level_of(&self, pfn: u64) -> Option<Level> {
         if self.is_huge(pfn) {
             return Some(Level::Size1G);
@@ -170,9 +216,12 @@ impl Kernel {
         }
     }
 
-    /// Returns whether `set_memory_4k()` marked the PTEs of `pfn` to stay split.
+    /// Returns whether `set_memory_4k()` marked the PTE of `pfn` to stay split.
+    #[inline]
     pub(crate) fn kept_4k(&self, pfn: u64) -> bool {
-        !self.is_huge(pfn) && matches!(self.cell(pfn), Cell::Split { kept: true, .. })
+        self.marked
+            .get((pfn / 64) as usize)
+            .is_some_and(|w| w & (1 << (pfn % 64)) != 0)
     }
 
     fn split_block(&mut self, pfn: u64) {
@@ -191,7 +240,7 @@ impl Kernel {
         if let Some(Cell::Leaf { protected, foreign }) = self.cells.get(c).copied() {
             self.cells[c] = Cell::Split {
                 protected: if protected { 512 } else { 0 },
-                kept: false,
+                kept: 0,
                 foreign,
             };
             self.vmstat.level2_splits += 1;
@@ -200,11 +249,15 @@ impl Kernel {
         }
     }
 
-    /// `set_memory_4k()` of the 4K page `pfn`.
+    /// `set_memory_4k()` of the 4K page `pfn`: split, and its PTE marked.
     pub(crate) fn set_4k(&mut self, pfn: u64) {
         self.split_cell(pfn);
+        if self.kept_4k(pfn) {
+            return;
+        }
         if let Some(Cell::Split { kept, .. }) = self.cells.get_mut((pfn / 512) as usize) {
-            *kept = true;
+            *kept += 1;
+            self.marked[(pfn / 64) as usize] |= 1 << (pfn % 64);
         }
     }
 
@@ -224,7 +277,15 @@ impl Kernel {
 
     /// Gives the page at `pfn` (4K, or 2M when `huge`) its default attributes back.
     pub(crate) fn restore(&mut self, pfn: u64, huge: bool) {
-        if !huge && matches!(self.cell(pfn), Cell::Leaf { protected: true, .. }) {
+        if !huge
+            && matches!(
+                self.cell(pfn),
+                Cell::Leaf {
+                    protected: true,
+                    ..
+                }
+            )
+        {
             self.split_cell(pfn);
         }
         match self.cells.get_mut((pfn / 512) as usize) {
@@ -245,8 +306,16 @@ impl Kernel {
                 continue;
             }
             let c = (pfn / 512) as usize;
-            if let Some(Cell::Split { protected: 0, kept: false, foreign: false }) = self.cells.get(c) {
-                self.cells[c] = Cell::Leaf { protected: false, foreign: false };
+            if let Some(Cell::Split {
+                protected: 0,
+                kept: 0,
+                foreign: false,
+            }) = self.cells.get(c)
+            {
+                self.cells[c] = Cell::Leaf {
+                    protected: false,
+                    foreign: false,
+                };
                 self.vmstat.level2_collapses += 1;
                 self.meminfo.kb_4k -= KB_2M;
                 self.meminfo.kb_2m += KB_2M;
@@ -257,7 +326,11 @@ impl Kernel {
             }
             let first = (pfn >> 18) * CELLS_PER_1G;
             let whole = (first..first + CELLS_PER_1G).all(|i| {
-                self.cells.get(i as usize) == Some(&Cell::Leaf { protected: false, foreign: false })
+                self.cells.get(i as usize)
+                    == Some(&Cell::Leaf {
+                        protected: false,
+                        foreign: false,
+                    })
             });
             if whole {
                 self.huge[(pfn >> 18) as usize] = true;
@@ -274,7 +347,9 @@ impl Kernel {
     #[cfg(test)]
     pub(crate) fn split_cells(&self) -> u64 {
         (0..self.cells.len())
-            .filter(|&c| !self.huge[c / CELLS_PER_1G as usize] && matches!(self.cells[c], Cell::Split { .. }))
+            .filter(|&c| {
+                !self.huge[c / CELLS_PER_1G as usize] && matches!(self.cells[c], Cell::Split { .. })
+            })
             .count() as u64
     }
 }
@@ -293,7 +368,14 @@ mod tests {
         k.protect(pfn, false);
         assert_eq!(k.level_of(pfn), Some(Level::Size4K));
         assert_eq!(k.level_of(pfn + 512), Some(Level::Size2M));
-        assert_eq!(k.vmstat, VmStat { level2_splits: 1, level3_splits: 1, ..VmStat::default() });
+        assert_eq!(
+            k.vmstat,
+            VmStat {
+                level2_splits: 1,
+                level3_splits: 1,
+                ..VmStat::default()
+            }
+        );
         assert_eq!(k.meminfo.kb_4k, start.kb_4k + KB_2M);
         assert_eq!(k.meminfo.kb_1g, start.kb_1g - KB_1G);
         // Still protected: nothing collapses.
@@ -316,7 +398,11 @@ mod tests {
         // A protected 2M leaf keeps the block split.
         assert_eq!(k.collapse(&[pfn]), 0);
         k.restore(pfn, true);
-        assert_eq!(k.collapse(&[pfn]), 1, "patch 0005: the block above a 2M leaf");
+        assert_eq!(
+            k.collapse(&[pfn]),
+            1,
+            "patch 0005: the block above a 2M leaf"
+        );
         k.set_4k(pfn + 3);
         assert!(k.kept_4k(pfn + 3));
         assert_eq!(k.collapse(&[pfn]), 0, "set_memory_4k() pages stay split");
@@ -331,9 +417,14 @@ mod tests {
         let mut classes = vec![b'M'; 512];
         classes[0] = b'H';
         classes[1] = b'P';
-        classes.extend(std::iter::repeat(b'G').take(512));
+        classes.extend(std::iter::repeat_n(b'G', 512));
         classes.extend([b'M', b'N']);
-        let k = Kernel::from_classes(&classes, MemInfo::default()).unwrap();
+        let meminfo = MemInfo {
+            kb_4k: KB_2M,
+            kb_2m: KB_1G,
+            kb_1g: KB_1G,
+        };
+        let k = Kernel::from_classes(&classes, meminfo).unwrap();
         assert_eq!(k.cells(), 3 * 512);
         assert_eq!(k.level_of(0), Some(Level::Size4K));
         assert_eq!(k.level_of(512), Some(Level::Size2M));
@@ -347,7 +438,10 @@ mod tests {
         assert_eq!(k2.level_of(2 * 512), Some(Level::Size2M));
         let mut bad = classes.clone();
         bad[600] = b'M';
-        assert_eq!(Kernel::from_classes(&bad, MemInfo::default()).unwrap_err(), InitError::BadCell(512));
+        assert_eq!(
+            Kernel::from_classes(&bad, MemInfo::default()).unwrap_err(),
+            InitError::BadCell(512)
+        );
         bad[600] = b'?';
         assert!(Kernel::from_classes(&bad, MemInfo::default()).is_err());
     }

@@ -55,7 +55,11 @@ struct HostArgs {
 }
 
 fn parse_host(args: &[String]) -> Option<HostArgs> {
-    let mut a = HostArgs { params: host::Params::tib(1), every: 100, svg: None };
+    let mut a = HostArgs {
+        params: host::Params::tib(1),
+        every: 100,
+        svg: None,
+    };
     let mut it = args.iter();
     while let Some(opt) = it.next() {
         let val = it.next()?;
@@ -74,11 +78,25 @@ fn parse_host(args: &[String]) -> Option<HostArgs> {
 }
 
 fn print_policy(o: &host::Outcome, every: u64) {
-    let name = POLICIES.iter().find(|p| p.0 == o.policy).map_or("?", |p| p.1);
+    let name = POLICIES
+        .iter()
+        .find(|p| p.0 == o.policy)
+        .map_or("?", |p| p.1);
     println!("== directmap={name} ==");
     println!(
         "  {:>9} {:>6} {:>9} | {:>11} {:>8} {:>8} | {:>9} {:>6} | {:>9} {:>6} | {:>12} | {:>8}",
-        "lifetimes", "guests", "private", "DirectMap4k", "2M", "1G", "splits 2M", "1G", "merges 2M", "1G", "TLB flushes", "regions"
+        "lifetimes",
+        "guests",
+        "private",
+        "DirectMap4k",
+        "2M",
+        "1G",
+        "splits 2M",
+        "1G",
+        "merges 2M",
+        "1G",
+        "TLB flushes",
+        "regions"
     );
     println!(
         "  {:>9} {:>6} {:>9} | {:>29} | {:>16} | {:>16} | {:>12} | {:>8}",
@@ -115,8 +133,14 @@ fn run_host(args: &[String]) -> ExitCode {
     let p = a.params;
     let t0 = std::time::Instant::now();
     let outcomes: Vec<Result<host::Outcome, module::Refused>> = std::thread::scope(|s| {
-        let handles: Vec<_> = POLICIES.iter().map(|&(policy, _, _)| s.spawn(move || host::run(&p, policy))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(Err(module::Refused::Unmapped(0)))).collect()
+        let handles: Vec<_> = POLICIES
+            .iter()
+            .map(|&(policy, _, _)| s.spawn(move || host::run(&p, policy)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(module::Refused::Unmapped(0))))
+            .collect()
     });
     let mut ok = Vec::new();
     for (o, (_, name, _)) in outcomes.into_iter().zip(POLICIES) {
@@ -129,7 +153,7 @@ fn run_host(args: &[String]) -> ExitCode {
         }
     }
     println!(
-        "snp_host simulation (make simulate): a {} GiB host, {} guest lifetimes of {}-{} GiB guests, seed {}",
+        "snp_host simulation (make simulate): a {} GiB host, {} guest lifetimes, guests of {}-{} GiB (powers of 2), seed {}",
         p.gib, p.lifetimes, p.guest_gib.0, p.guest_gib.1, p.seed
     );
     println!(
@@ -152,7 +176,10 @@ fn run_host(args: &[String]) -> ExitCode {
     println!("== after {} lifetimes ==", p.lifetimes);
     let start = ok[0].start;
     for o in &ok {
-        let name = POLICIES.iter().find(|x| x.0 == o.policy).map_or("?", |x| x.1);
+        let name = POLICIES
+            .iter()
+            .find(|x| x.0 == o.policy)
+            .map_or("?", |x| x.1);
         let end = o.samples.last().map_or(start, |s| s.meminfo);
         let back = o.drained.meminfo == start;
         println!(
@@ -164,7 +191,9 @@ fn run_host(args: &[String]) -> ExitCode {
             if back { "back to the start" } else { "not back to the start" }
         );
     }
-    let coalesce_back = ok.iter().any(|o| o.policy == Policy::Coalesce && o.drained.meminfo == start);
+    let coalesce_back = ok
+        .iter()
+        .any(|o| o.policy == Policy::Coalesce && o.drained.meminfo == start);
     println!(
         "  [{}] coalesce: the direct map is back to its starting sizes once the guests have left",
         if coalesce_back { "MET" } else { "NOT MET" }
@@ -174,11 +203,18 @@ fn run_host(args: &[String]) -> ExitCode {
         let series: Vec<svg::Series> = ok
             .iter()
             .map(|o| {
-                let &(_, name, colour) = POLICIES.iter().find(|x| x.0 == o.policy).unwrap_or(&POLICIES[0]);
+                let &(_, name, colour) = POLICIES
+                    .iter()
+                    .find(|x| x.0 == o.policy)
+                    .unwrap_or(&POLICIES[0]);
                 svg::Series {
                     name: format!("directmap={name}"),
                     colour,
-                    points: o.samples.iter().map(|s| (s.ended as f64, gib(s.meminfo.kb_4k))).collect(),
+                    points: o
+                        .samples
+                        .iter()
+                        .map(|s| (s.ended as f64, gib(s.meminfo.kb_4k)))
+                        .collect(),
                 }
             })
             .collect();
@@ -186,7 +222,12 @@ fn run_host(args: &[String]) -> ExitCode {
             "snp_host simulation: DirectMap4k of a {} GiB SNP host over {} guest lifetimes",
             p.gib, p.lifetimes
         );
-        let doc = svg::chart(&title, "guest lifetimes ended", "DirectMap4k (GiB)", &series);
+        let doc = svg::chart(
+            &title,
+            "guest lifetimes ended",
+            "DirectMap4k (GiB)",
+            &series,
+        );
         if let Err(e) = std::fs::write(path, doc) {
             eprintln!("cannot write {path}: {e}");
             return ExitCode::FAILURE;
@@ -206,7 +247,10 @@ fn run_replay(paths: &[String]) -> ExitCode {
     }
     let mut all_agree = true;
     for path in paths {
-        let log = match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| replay::Log::parse(&t)) {
+        let log = match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| replay::Log::parse(&t))
+        {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("{path}: {e}");

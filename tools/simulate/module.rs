@@ -75,6 +75,17 @@ pub(crate) struct Module {
     regions: Vec<Option<Region>>,
     /// What the module counted.
     pub(crate) counters: Counters,
+    /// The lists of the last batch, kept so that the next needs no allocation.
+    spare: Lists,
+}
+
+/// The lists a batch keeps: pages to protect at the flush (with the size of
+/// their mapping before), regions to merge at the end, and room for sorting.
+#[derive(Clone, Debug, Default)]
+struct Lists {
+    pending: Vec<(Page, Level)>,
+    merge: Vec<u64>,
+    changed: Vec<(u64, Level)>,
 }
 
 impl Module {
@@ -84,6 +95,7 @@ impl Module {
             policy,
             regions: vec![None; cells as usize],
             counters: Counters::default(),
+            spare: Lists::default(),
         }
     }
 
@@ -94,12 +106,11 @@ impl Module {
 
     /// Starts a batch of conversions, as `DirectMap::batch()` does.
     pub(crate) fn batch<'a>(&'a mut self, kernel: &'a mut Kernel) -> Batch<'a> {
+        let lists = std::mem::take(&mut self.spare);
         Batch {
             m: self,
             k: kernel,
-            queued: Vec::new(),
-            pending: Vec::new(),
-            merge: Vec::new(),
+            lists,
         }
     }
 }
@@ -108,9 +119,7 @@ impl Module {
 pub(crate) struct Batch<'a> {
     m: &'a mut Module,
     k: &'a mut Kernel,
-    queued: Vec<Page>,
-    pending: Vec<(Page, Level)>,
-    merge: Vec<u64>,
+    lists: Lists,
 }
 
 impl Batch<'_> {
@@ -122,7 +131,10 @@ impl Batch<'_> {
     pub(crate) fn make_private(&mut self, page: Page) -> Result<(), Refused> {
         let policy = self.m.policy;
         let cell = (page.pfn / 512) as usize;
-        let before = self.k.level_of(page.pfn).ok_or(Refused::Unmapped(page.pfn))?;
+        let before = self
+            .k
+            .level_of(page.pfn)
+            .ok_or(Refused::Unmapped(page.pfn))?;
         let region = self.m.regions[cell].get_or_insert(Region::new(before));
         let prep = region
             .make_private(policy, page.pages())
@@ -140,8 +152,7 @@ impl Batch<'_> {
             self.m.counters.unmapped += u64::from(page.pages());
             self.count_change(page, before);
         } else if prep.protect {
-            self.queued.push(page);
-            self.pending.push((page, before));
+            self.lists.pending.push((page, before));
         }
         Ok(())
     }
@@ -154,23 +165,23 @@ impl Batch<'_> {
 
     /// `Batch::flush()`: protects what was queued, with one flush.
     pub(crate) fn flush(&mut self) {
-        if self.queued.is_empty() {
+        let l = &mut self.lists;
+        if l.pending.is_empty() {
             return;
         }
-        for page in self.queued.drain(..) {
+        for (page, _) in &l.pending {
             self.k.protect(page.pfn, page.huge);
-        }
-        self.m.counters.tlb_flushes += 1;
-        let mut pending = std::mem::take(&mut self.pending);
-        for (page, _) in &pending {
             self.m.counters.unmapped += u64::from(page.pages());
         }
-        pending.sort_unstable_by_key(|(page, _)| page.pfn);
-        let changed: Vec<(u64, Level)> = pending
-            .iter()
-            .map(|(p, before)| (Level::Size2M.region_start(p.pfn), *before))
-            .collect();
-        count_regions(self.k, &mut self.m.counters, &changed);
+        self.m.counters.tlb_flushes += 1;
+        l.pending.sort_unstable_by_key(|(page, _)| page.pfn);
+        l.changed.clear();
+        l.changed.extend(
+            l.pending
+                .drain(..)
+                .map(|(p, before)| (Level::Size2M.region_start(p.pfn), before)),
+        );
+        count_regions(self.k, &mut self.m.counters, &l.changed);
     }
 
     /// `Batch::make_shared()`: the page is back with the host.
@@ -205,7 +216,7 @@ impl Batch<'_> {
             }
         }
         if rel.merge {
-            self.merge.push(head);
+            self.lists.merge.push(head);
         } else {
             forget_if_settled(self.m, self.k, head);
         }
@@ -214,20 +225,22 @@ impl Batch<'_> {
 
     /// `Batch::merge()`: merges what the batch emptied, with one flush if anything changed.
     fn merge(&mut self) {
-        let merge = std::mem::take(&mut self.merge);
-        if merge.is_empty() {
+        let l = &mut self.lists;
+        if l.merge.is_empty() {
             return;
         }
-        let mut before: Vec<(u64, Level)> = merge
-            .iter()
-            .map(|&head| (head, self.k.level_of(head).unwrap_or(Level::Size4K)))
-            .collect();
-        if self.k.collapse(&merge) > 0 {
+        l.changed.clear();
+        l.changed.extend(
+            l.merge
+                .iter()
+                .map(|&head| (head, self.k.level_of(head).unwrap_or(Level::Size4K))),
+        );
+        if self.k.collapse(&l.merge) > 0 {
             self.m.counters.tlb_flushes += 1;
         }
-        before.sort_unstable_by_key(|&(head, _)| head);
-        count_regions(self.k, &mut self.m.counters, &before);
-        for head in merge {
+        l.changed.sort_unstable_by_key(|&(head, _)| head);
+        count_regions(self.k, &mut self.m.counters, &l.changed);
+        for head in l.merge.drain(..) {
             forget_if_settled(self.m, self.k, head);
         }
     }
@@ -237,6 +250,7 @@ impl Drop for Batch<'_> {
     fn drop(&mut self) {
         self.flush();
         self.merge();
+        self.m.spare = std::mem::take(&mut self.lists);
     }
 }
 
@@ -265,10 +279,9 @@ fn count_regions(k: &Kernel, c: &mut Counters, changed: &[(u64, Level)]) {
 /// `forget_if_settled()`: an idle region mapped at least as large as at first is forgotten.
 fn forget_if_settled(m: &mut Module, k: &Kernel, head: u64) {
     let cell = (head / 512) as usize;
-    let now = k.level_of(head);
     let settled = m.regions[cell]
         .as_ref()
-        .is_some_and(|r| r.idle() && now.is_some_and(|now| now >= r.origin()));
+        .is_some_and(|r| r.idle() && k.level_of(head).is_some_and(|now| now >= r.origin()));
     if settled {
         m.regions[cell] = None;
     }
@@ -304,13 +317,24 @@ mod tests {
         let mut k = Kernel::host(4);
         let start = k.meminfo;
         let mut m = Module::new(Policy::Coalesce, k.cells());
-        let pages = [four_k(GIB + 3), four_k(GIB + 4), four_k(GIB + 700), Page { pfn: 2 * GIB, huge: true }];
+        let pages = [
+            four_k(GIB + 3),
+            four_k(GIB + 4),
+            four_k(GIB + 700),
+            Page {
+                pfn: 2 * GIB,
+                huge: true,
+            },
+        ];
         round_trip(&mut m, &mut k, &pages);
         assert_eq!(k.meminfo, start);
         let c = m.counters;
         // Two regions of the second GiB split (and that GiB once), the third GiB
         // split to 2M for the 2M page; all of it merged back.
-        assert_eq!((c.splits_2m, c.splits_1g, c.merges_2m, c.merges_1g), (2, 2, 2, 2));
+        assert_eq!(
+            (c.splits_2m, c.splits_1g, c.merges_2m, c.merges_1g),
+            (2, 2, 2, 2)
+        );
         assert_eq!(k.vmstat.level2_splits, c.splits_2m);
         assert_eq!(k.vmstat.level3_collapses, c.merges_1g);
         // One flush to protect, one to merge.
@@ -321,18 +345,30 @@ mod tests {
 
     #[test]
     fn split_and_perpage_keep_what_they_split() {
-        for (policy, flushes, listed) in [(Policy::Split, 2, 2), (Policy::PerPage, 4, 3)] {
+        for (policy, flushes, listed) in [(Policy::Split, 3, 2), (Policy::PerPage, 4, 3)] {
             let mut k = Kernel::host(4);
             let start = k.meminfo;
             let mut m = Module::new(policy, k.cells());
-            let pages = [four_k(GIB + 3), four_k(GIB + 4), four_k(GIB + 700), Page { pfn: 2 * GIB, huge: true }];
+            let pages = [
+                four_k(GIB + 3),
+                four_k(GIB + 4),
+                four_k(GIB + 700),
+                Page {
+                    pfn: 2 * GIB,
+                    huge: true,
+                },
+            ];
             round_trip(&mut m, &mut k, &pages);
             let c = m.counters;
             // Linux splits nothing for a 2M page; the RFC protects it in place (a 1G split).
             let gig = if policy == Policy::Split { 1 } else { 2 };
-            assert_eq!((c.splits_2m, c.splits_1g, c.merges_2m, c.merges_1g), (2, gig, 0, 0), "{policy:?}");
+            assert_eq!(
+                (c.splits_2m, c.splits_1g, c.merges_2m, c.merges_1g),
+                (2, gig, 0, 0),
+                "{policy:?}"
+            );
             assert_eq!(k.meminfo.kb_4k, start.kb_4k + 2 * 2048);
-            // split: one flush per set_memory_4k() that changed something; perpage: one per page.
+            // split: one flush per set_memory_4k() that marked a PTE; perpage: one per page.
             assert_eq!(c.tlb_flushes, flushes, "{policy:?}");
             // The split regions stay listed, and under perpage the 2M page's, whose
             // GiB stays split.
@@ -351,9 +387,15 @@ mod tests {
         assert_eq!(b.make_shared(four_k(GIB)), Err(Refused::Unmapped(GIB)));
         b.make_private(four_k(GIB)).unwrap();
         assert!(matches!(
-            b.make_private(Page { pfn: GIB, huge: true }),
+            b.make_private(Page {
+                pfn: GIB,
+                huge: true
+            }),
             Err(Refused::Accounting(_, plan::Error::Overflow))
         ));
-        assert_eq!(b.make_private(four_k(3 * GIB)), Err(Refused::Unmapped(3 * GIB)));
+        assert_eq!(
+            b.make_private(four_k(3 * GIB)),
+            Err(Refused::Unmapped(3 * GIB))
+        );
     }
 }

@@ -43,7 +43,9 @@ pub(crate) struct Log {
 }
 
 fn fields(rest: &str) -> BTreeMap<&str, &str> {
-    rest.split_whitespace().filter_map(|kv| kv.split_once('=')).collect()
+    rest.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
 }
 
 fn num(s: &str) -> Option<u64> {
@@ -85,8 +87,13 @@ impl Log {
                         percent: get(&f, "percent"),
                         max_run: get(&f, "max_run"),
                     });
-                    if get(&f, "huge_every") != churn::HUGE_EVERY || get(&f, "runs_every") != churn::RUNS_EVERY {
-                        return Err(format!("line {}: a placement this replay does not draw", n + 1));
+                    if get(&f, "huge_every") != churn::HUGE_EVERY
+                        || get(&f, "runs_every") != churn::RUNS_EVERY
+                    {
+                        return Err(format!(
+                            "line {}: a placement this replay does not draw",
+                            n + 1
+                        ));
                     }
                 }
                 "meminfo" => {
@@ -128,22 +135,33 @@ impl Log {
                 }
                 "ptmap" if label == "L0" => {
                     let v: Vec<&str> = tail.split_whitespace().collect();
-                    let [first, count, class] = v[..] else { return Err(bad()) };
-                    let (Some(first), Some(count), [class]) = (num(first), num(count), class.as_bytes()) else {
+                    let [first, count, class] = v[..] else {
+                        return Err(bad());
+                    };
+                    let (Some(first), Some(count), [class]) =
+                        (num(first), num(count), class.as_bytes())
+                    else {
                         return Err(bad());
                     };
                     ptmap.push((first, count, *class));
                 }
                 "churnpool" => {
                     let v: Vec<Option<u64>> = tail.split_whitespace().map(num).collect();
-                    let (Some(lt), [Some(first), Some(count), Some(pfn)]) = (lifetime_of(label), &v[..]) else {
+                    let (Some(lt), [Some(first), Some(count), Some(pfn)]) =
+                        (lifetime_of(label), &v[..])
+                    else {
                         return Err(bad());
                     };
-                    log.pools.entry(lt).or_default().push((*first, *count, *pfn));
+                    log.pools
+                        .entry(lt)
+                        .or_default()
+                        .push((*first, *count, *pfn));
                 }
                 "churnplan" => {
                     let f = fields(tail);
-                    let (Some(lt), Some(h)) = (lifetime_of(label), f.get("hash").and_then(|v| num(v))) else {
+                    let (Some(lt), Some(h)) =
+                        (lifetime_of(label), f.get("hash").and_then(|v| num(v)))
+                    else {
                         return Err(bad());
                     };
                     log.hashes.insert(lt, h);
@@ -158,7 +176,8 @@ impl Log {
         for (first, count, class) in ptmap {
             // CAST: cells of a VM's memory.
             log.classes.resize(first as usize, b'N');
-            log.classes.extend(std::iter::repeat(class).take(count as usize));
+            log.classes
+                .extend(std::iter::repeat_n(class, count as usize));
         }
         Ok(log)
     }
@@ -191,7 +210,8 @@ impl Lifetime {
         let (v, s) = (self.vm_module, self.sim_module);
         self.plan_matches
             && self.vm_vmstat == self.sim_vmstat
-            && (v.splits_2m, v.splits_1g, v.merges_2m, v.merges_1g) == (s.splits_2m, s.splits_1g, s.merges_2m, s.merges_1g)
+            && (v.splits_2m, v.splits_1g, v.merges_2m, v.merges_1g)
+                == (s.splits_2m, s.splits_1g, s.merges_2m, s.merges_1g)
     }
 }
 
@@ -226,10 +246,20 @@ pub(crate) fn policy_of(name: &str) -> Option<Policy> {
 }
 
 /// Runs the conversions of `ops` on the pool at `region_pfn`, one range call each.
-fn convert(module: &mut Module, kernel: &mut Kernel, ops: &[Op], region_pfn: &[u64], to_private: bool) -> Result<(), String> {
+fn convert(
+    module: &mut Module,
+    kernel: &mut Kernel,
+    ops: &[Op],
+    region_pfn: &[u64],
+    to_private: bool,
+) -> Result<(), String> {
     for op in ops {
         let huge = op.level == 1;
-        let (step, per_batch) = if huge { (PAGES_PER_2M, BATCH_PAGES / PAGES_PER_2M) } else { (1, BATCH_PAGES) };
+        let (step, per_batch) = if huge {
+            (PAGES_PER_2M, BATCH_PAGES / PAGES_PER_2M)
+        } else {
+            (1, BATCH_PAGES)
+        };
         let mut done = 0;
         while done < op.count {
             let n = per_batch.min(op.count - done);
@@ -240,8 +270,15 @@ fn convert(module: &mut Module, kernel: &mut Kernel, ops: &[Op], region_pfn: &[u
                     .get((page / PAGES_PER_2M) as usize)
                     .copied()
                     .ok_or_else(|| format!("pool page {page} outside the pool the log gives"))?;
-                let page = Page { pfn: region + page % PAGES_PER_2M, huge };
-                let r = if to_private { batch.make_private(page) } else { batch.make_shared(page) };
+                let page = Page {
+                    pfn: region + page % PAGES_PER_2M,
+                    huge,
+                };
+                let r = if to_private {
+                    batch.make_private(page)
+                } else {
+                    batch.make_shared(page)
+                };
                 r.map_err(|e| format!("the module would refuse pfn {:#x}: {e:?}", page.pfn))?;
             }
             if to_private {
@@ -259,13 +296,15 @@ fn convert(module: &mut Module, kernel: &mut Kernel, ops: &[Op], region_pfn: &[u
 ///
 /// A log that lacks a piece the replay needs, or a placement the module would refuse.
 pub(crate) fn replay(log: &Log) -> Result<Vec<Lifetime>, String> {
-    let policy = policy_of(&log.policy).ok_or_else(|| format!("unknown policy {:?}", log.policy))?;
+    let policy =
+        policy_of(&log.policy).ok_or_else(|| format!("unknown policy {:?}", log.policy))?;
     let params = log.params.ok_or("no parameters")?;
     let start = *log.meminfo.get("L0").ok_or("no meminfo L0")?;
     if log.classes.is_empty() {
         return Err("no page-table dump L0 (ptmap L0 lines)".to_string());
     }
-    let mut kernel = Kernel::from_classes(&log.classes, start).map_err(|e| format!("ptmap L0: {e:?}"))?;
+    let mut kernel =
+        Kernel::from_classes(&log.classes, start).map_err(|e| format!("ptmap L0: {e:?}"))?;
     let mut module = Module::new(policy, kernel.cells());
     let regions = params.pages / PAGES_PER_2M;
     let mut out = Vec::new();
@@ -293,12 +332,16 @@ pub(crate) fn replay(log: &Log) -> Result<Vec<Lifetime>, String> {
             }
         }
         if region_pfn.contains(&u64::MAX) {
-            return Err(format!("lifetime {lt}: the log does not say where every region of the pool lay"));
+            return Err(format!(
+                "lifetime {lt}: the log does not say where every region of the pool lay"
+            ));
         }
         let ops = churn::plan(&params, lt).map_err(|e| format!("lifetime {lt}: {e:?}"))?;
         let (k0, m0) = (kernel.vmstat, module.counters);
-        convert(&mut module, &mut kernel, &ops, &region_pfn, true).map_err(|e| format!("lifetime {lt}: {e}"))?;
-        convert(&mut module, &mut kernel, &ops, &region_pfn, false).map_err(|e| format!("lifetime {lt}: {e}"))?;
+        convert(&mut module, &mut kernel, &ops, &region_pfn, true)
+            .map_err(|e| format!("lifetime {lt}: {e}"))?;
+        convert(&mut module, &mut kernel, &ops, &region_pfn, false)
+            .map_err(|e| format!("lifetime {lt}: {e}"))?;
         out.push(Lifetime {
             lifetime: lt,
             plan_matches: churn::hash(&ops) == hash,
@@ -361,18 +404,32 @@ mod tests {
     /// A churn log of a 64 MiB pool on a 2 GiB VM whose second GiB is one 1G
     /// leaf, as the simulation itself would have counted it.
     fn synthetic(policy: &str) -> String {
-        let params = churn::Params { seed: 3, pages: 64 * 256, percent: 25, max_run: 32 };
+        let params = churn::Params {
+            seed: 3,
+            pages: 64 * 256,
+            percent: 25,
+            max_run: 32,
+        };
         let mut s = format!(
             "churn version=1 policy={policy} seed=3 pool_mb=64 regions=32 pages={} lifetimes=2 percent=25 max_run=32 huge_every=16 runs_every=4\n",
             params.pages
         );
         s += "ptmap L0 0 1 H\nptmap L0 1 511 M\nptmap L0 512 512 G\n";
-        let start = MemInfo { kb_4k: 2048, kb_2m: (1 << 20) - 2048, kb_1g: 1 << 20 };
-        let mut k = Kernel::from_classes(&[&[b'H'][..], &[b'M'; 511], &[b'G'; 512]].concat(), start).unwrap();
+        let start = MemInfo {
+            kb_4k: 2048,
+            kb_2m: (1 << 20) - 2048,
+            kb_1g: 1 << 20,
+        };
+        let mut k =
+            Kernel::from_classes(&[&[b'H'][..], &[b'M'; 511], &[b'G'; 512]].concat(), start)
+                .unwrap();
         let mut m = Module::new(policy_of(policy).unwrap(), k.cells());
         let snap = |s: &mut String, label: &str, k: &Kernel, m: &Module| {
             let (i, v, c) = (k.meminfo, k.vmstat, m.counters);
-            *s += &format!("meminfo {label} DirectMap4k={} DirectMap2M={} DirectMap1G={}\n", i.kb_4k, i.kb_2m, i.kb_1g);
+            *s += &format!(
+                "meminfo {label} DirectMap4k={} DirectMap2M={} DirectMap1G={}\n",
+                i.kb_4k, i.kb_2m, i.kb_1g
+            );
             *s += &format!(
                 "vmstat {label} direct_map_level2_splits={} direct_map_level3_splits={} direct_map_level2_collapses={} direct_map_level3_collapses={}\n",
                 v.level2_splits, v.level3_splits, v.level2_collapses, v.level3_collapses
@@ -391,7 +448,10 @@ mod tests {
                 s += &format!("churnpool L{lt} {r} 1 {}\n", region_pfn[r as usize]);
             }
             let ops = churn::plan(&params, lt).unwrap();
-            s += &format!("churnplan L{lt} huge=2 runs=0 pages4k=0 hash={:#x}\n", churn::hash(&ops));
+            s += &format!(
+                "churnplan L{lt} huge=2 runs=0 pages4k=0 hash={:#x}\n",
+                churn::hash(&ops)
+            );
             convert(&mut m, &mut k, &ops, &region_pfn, true).unwrap();
             convert(&mut m, &mut k, &ops, &region_pfn, false).unwrap();
             snap(&mut s, &format!("L{lt}"), &k, &m);
@@ -406,7 +466,11 @@ mod tests {
             assert_eq!(log.classes.len(), 1024);
             let lts = replay(&log).unwrap();
             assert_eq!(lts.len(), 2);
-            assert!(lts.iter().all(|l| l.counts_agree() && l.vm_meminfo == l.sim_meminfo), "{policy}");
+            assert!(
+                lts.iter()
+                    .all(|l| l.counts_agree() && l.vm_meminfo == l.sim_meminfo),
+                "{policy}"
+            );
             assert!(report(&log, &lts).contains("counts_agree=2 flushes_agree=2 directmap_agree=2"));
             if policy == "coalesce" {
                 assert_eq!(lts[1].sim_meminfo, log.meminfo["L0"]);
@@ -419,10 +483,12 @@ mod tests {
         // The VM's kernel split one more 2M leaf in lifetime 1.
         let text: String = synthetic("coalesce")
             .lines()
-            .map(|l| match l.strip_prefix("vmstat L1 direct_map_level2_splits=") {
-                Some(rest) => format!("vmstat L1 direct_map_level2_splits=9{rest}\n"),
-                None => format!("{l}\n"),
-            })
+            .map(
+                |l| match l.strip_prefix("vmstat L1 direct_map_level2_splits=") {
+                    Some(rest) => format!("vmstat L1 direct_map_level2_splits=9{rest}\n"),
+                    None => format!("{l}\n"),
+                },
+            )
             .collect();
         let log = Log::parse(&text).unwrap();
         let lts = replay(&log).unwrap();
@@ -432,6 +498,9 @@ mod tests {
         let lts = replay(&log).unwrap();
         assert!(lts[0].counts_agree() && !lts[1].plan_matches && !lts[1].counts_agree());
         assert!(Log::parse("meminfo L0 DirectMap4k=1\n").is_err());
-        assert!(Log::parse(&synthetic("split").replace("churnpool L1 3 1", "churnpool L1 3 x")).is_err());
+        assert!(
+            Log::parse(&synthetic("split").replace("churnpool L1 3 1", "churnpool L1 3 x"))
+                .is_err()
+        );
     }
 }

@@ -16,14 +16,20 @@ pub(crate) struct Series {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Returns a round step for an axis of length `span` with about `ticks` ticks.
 fn step(span: f64, ticks: f64) -> f64 {
     let raw = (span / ticks).max(f64::MIN_POSITIVE);
     let mag = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * mag).find(|&s| s >= raw).unwrap_or(10.0 * mag)
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * mag)
 }
 
 /// Renders `series` with a title and axis labels; y starts at 0.
@@ -43,7 +49,11 @@ pub(crate) fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\">"
     );
     let _ = writeln!(s, "<rect width=\"{w}\" height=\"{h}\" fill=\"#fff\"/>");
-    let _ = writeln!(s, "<text x=\"{left}\" y=\"24\" font-size=\"15\" font-weight=\"bold\">{}</text>", esc(title));
+    let _ = writeln!(
+        s,
+        "<text x=\"{left}\" y=\"24\" font-size=\"15\" font-weight=\"bold\">{}</text>",
+        esc(title)
+    );
     let mut v = 0.0;
     while v <= y_max + ys / 2.0 {
         let _ = writeln!(
@@ -88,7 +98,11 @@ pub(crate) fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]
         esc(y_label)
     );
     for (i, se) in series.iter().enumerate() {
-        let path: Vec<String> = se.points.iter().map(|&(a, b)| format!("{:.1},{:.1}", x(a), y(b))).collect();
+        let path: Vec<String> = se
+            .points
+            .iter()
+            .map(|&(a, b)| format!("{:.1},{:.1}", x(a), y(b)))
+            .collect();
         let _ = writeln!(
             s,
             "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
@@ -124,8 +138,16 @@ mod tests {
             "x",
             "y",
             &[
-                Series { name: "a".into(), colour: "#ff0000", points: vec![(0.0, 0.0), (10.0, 5.0)] },
-                Series { name: "b".into(), colour: "#0000ff", points: vec![(0.0, 1.0), (10.0, 1.0)] },
+                Series {
+                    name: "a".into(),
+                    colour: "#ff0000",
+                    points: vec![(0.0, 0.0), (10.0, 5.0)],
+                },
+                Series {
+                    name: "b".into(),
+                    colour: "#0000ff",
+                    points: vec![(0.0, 1.0), (10.0, 1.0)],
+                },
             ],
         );
         assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
