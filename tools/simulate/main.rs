@@ -66,7 +66,8 @@ fn parse_host(args: &[String]) -> Option<HostArgs> {
         let n = || val.parse::<u64>().ok();
         match opt.as_str() {
             "--seed" => a.params.seed = n()?,
-            "--gib" => a.params.gib = n().filter(|&g| (2..=1 << 16).contains(&g))?,
+            // Beyond 4 TiB the model's bitmaps alone take gigabytes.
+            "--gib" => a.params.gib = n().filter(|&g| (2..=4096).contains(&g))?,
             "--lifetimes" => a.params.lifetimes = n().filter(|&l| l > 0)?,
             "--every" => a.every = n().filter(|&e| e > 0)?,
             "--svg" => a.svg = Some(val.clone()),
@@ -132,22 +133,24 @@ fn run_host(args: &[String]) -> ExitCode {
     };
     let p = a.params;
     let t0 = std::time::Instant::now();
-    let outcomes: Vec<Result<host::Outcome, module::Refused>> = std::thread::scope(|s| {
+    // A thread that panicked (a bug of the simulation) gives None.
+    let outcomes: Vec<Option<Result<host::Outcome, module::Refused>>> = std::thread::scope(|s| {
         let handles: Vec<_> = POLICIES
             .iter()
             .map(|&(policy, _, _)| s.spawn(move || host::run(&p, policy)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Err(module::Refused::Unmapped(0))))
-            .collect()
+        handles.into_iter().map(|h| h.join().ok()).collect()
     });
     let mut ok = Vec::new();
     for (o, (_, name, _)) in outcomes.into_iter().zip(POLICIES) {
         match o {
-            Ok(o) => ok.push(o),
-            Err(e) => {
+            Some(Ok(o)) => ok.push(o),
+            Some(Err(e)) => {
                 eprintln!("directmap={name}: the simulated module refused a conversion: {e:?}");
+                return ExitCode::FAILURE;
+            }
+            None => {
+                eprintln!("directmap={name}: the simulation panicked");
                 return ExitCode::FAILURE;
             }
         }
