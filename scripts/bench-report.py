@@ -501,104 +501,103 @@ def goals(runs, out, churns, replay):
         for w in why:
             out.append(f"      {w}")
 
+    c = runs.get("coalesce")
+    # 1. coalesce: DirectMap* back to the values before the workload.
+    name = "coalesce: after phase 4 DirectMap4k/2M/1G equal their values before the workload"
+    if not c or "phase4" not in c.snap:
+        say(name, "n/a", ["no complete coalesce run"])
+    else:
+        b = [c.value("before", "meminfo", k) for k in DM_KEYS]
+        a = [c.value("phase4", "meminfo", k) for k in DM_KEYS]
+        ok = a == b and None not in a
+        why = [f"before {b}, after phase 4 {a} (kB)"]
+        cb, ca = c.cells("before"), c.cells("phase4")
+        if cb and ca:
+            differ = sum(1 for x, y in zip(cb, ca) if x != y) + abs(len(cb) - len(ca))
+            why.append(f"page-table dump: {differ} 2M cells mapped differently than before")
+        if not c.status.get("directmap_policy"):
+            say(name, "n/a", why + ["the module ignored directmap=coalesce"])
+        else:
+            say(name, "MET" if ok else "NOT MET", why)
+
+    # 2. phase 1 splits exactly the regions that hold a private 4K page.
+    for pol in [p for p in POLICIES if p in runs]:
+        r = runs[pol]
+        name = (f"{pol}: phase 1 splits as many 2M regions as hold a private 4K page"
+                + (" (the goal is coalesce's)" if pol != "coalesce" else ""))
+        g = r.pool.get("phase1", {}).get("priv4k")
+        if not g:
+            say(name, "n/a", ["no page-table dump of phase 1"])
+            continue
+        minimum = g["regions"] - g.get("was_split", 0)
+        vm = delta(r, "phase1", "before", "vmstat", "direct_map_level2_splits")
+        mod = delta(r, "phase1", "before", "stats", "dm_splits_2m")
+        pt = r.newly_split("before", "phase1")
+        why = [f"minimum {minimum} ({g['regions']} regions with a private 4K page,"
+               f" {g.get('was_split', 0)} already at 4K before); split: vmstat {fmt(vm)},"
+               f" module {fmt(mod)}, page-table dump {fmt(pt)} newly 4K cells"]
+        counts = [x for x in (vm, mod, pt) if x is not None]
+        if vm is None or not r.status.get("directmap_policy"):
+            verdict = "n/a"
+            why.append("needs the vmstat counters and the module's direct-map policy")
+        else:
+            verdict = "MET" if all(x == minimum for x in counts) else "NOT MET"
+        if pol == "coalesce":
+            say(name, verdict, why)
+        else:
+            out.append(f"  [info: {verdict}] {name}")
+            out.extend(f"      {w}" for w in why)
+
+    # 3. phase 3 splits no 2M region.
+    for pol in [p for p in POLICIES if p in runs]:
+        r = runs[pol]
+        name = (f"{pol}: phase 3 (2M private pages) splits no 2M region"
+                + (" (the goal is coalesce's)" if pol != "coalesce" else ""))
+        vm = delta(r, "phase3", "phase2", "vmstat", "direct_map_level2_splits")
+        mod = delta(r, "phase3", "phase2", "stats", "dm_splits_2m")
+        pt = r.newly_split("phase2", "phase3")
+        h = r.pool.get("phase3", {}).get("huge", {})
+        huge4k = sum(h.get(c, 0) for c in SPLIT_CLASSES) if h else None
+        why = [f"2M splits: vmstat {fmt(vm)}, module {fmt(mod)}, page-table dump {fmt(pt)}"
+               f" newly 4K cells; 2M-private regions mapped at 4K: {fmt(huge4k)}, at 2M"
+               f" write-protected: {fmt(h.get('P') if h else None)}, at 2M writable:"
+               f" {fmt(h.get('M') if h else None)}, not present: {fmt(h.get('N') if h else None)},"
+               f" in a 1G leaf: {fmt(h.get('G') if h else None)}"]
+        if vm is None or not r.status.get("directmap_policy"):
+            verdict = "n/a"
+            why.append("needs the vmstat counters and the module's direct-map policy")
+        else:
+            ok = all(x == 0 for x in (vm, mod, pt, huge4k) if x is not None)
+            verdict = "MET" if ok else "NOT MET"
+        if pol == "coalesce":
+            say(name, verdict, why)
+        else:
+            out.append(f"  [info: {verdict}] {name}")
+            out.extend(f"      {w}" for w in why)
+
+    # 4. CONVERT_RANGE at least 2x the split policy's per-page path.
+    name = "CONVERT_RANGE (coalesce) >= 2x split's per-page path, to private (phase 2)"
+    s = runs.get("split")
+    ref = per_second(s.rate("phase2", "page")) if s else None
+    got = per_second(c.rate("phase2", "range")) if c else None
+    x = ratio(got, ref)
+    why = [f"split per-page {fmt(ref)}/s, coalesce range {fmt(got)}/s: {fmt_ratio(x)}"]
+    ref_sh = per_second(s.rate("phase2-restore", "page")) if s else None
+    got_sh = per_second(c.rate("phase4-runs", "range")) if c else None
+    why.append(f"to shared (not part of the goal): split per-page {fmt(ref_sh)}/s,"
+               f" coalesce range {fmt(got_sh)}/s: {fmt_ratio(ratio(got_sh, ref_sh))}")
+    if x is None or not (s and s.status.get("directmap_policy")):
+        say(name, "n/a", why + ["needs CONVERT_RANGE and the split policy"])
+    else:
+        say(name, "MET" if x >= 2 else "NOT MET", why)
+
+    # 5. Issue 9: the lazy split costs one fault and one split per region, under every policy.
     failed = []
-    if runs:
-        c = runs.get("coalesce")
-        # 1. coalesce: DirectMap* back to the values before the workload.
-        name = "coalesce: after phase 4 DirectMap4k/2M/1G equal their values before the workload"
-        if not c or "phase4" not in c.snap:
-            say(name, "n/a", ["no complete coalesce run"])
-        else:
-            b = [c.value("before", "meminfo", k) for k in DM_KEYS]
-            a = [c.value("phase4", "meminfo", k) for k in DM_KEYS]
-            ok = a == b and None not in a
-            why = [f"before {b}, after phase 4 {a} (kB)"]
-            cb, ca = c.cells("before"), c.cells("phase4")
-            if cb and ca:
-                differ = sum(1 for x, y in zip(cb, ca) if x != y) + abs(len(cb) - len(ca))
-                why.append(f"page-table dump: {differ} 2M cells mapped differently than before")
-            if not c.status.get("directmap_policy"):
-                say(name, "n/a", why + ["the module ignored directmap=coalesce"])
-            else:
-                say(name, "MET" if ok else "NOT MET", why)
-
-        # 2. phase 1 splits exactly the regions that hold a private 4K page.
-        for pol in [p for p in POLICIES if p in runs]:
-            r = runs[pol]
-            name = (f"{pol}: phase 1 splits as many 2M regions as hold a private 4K page"
-                    + (" (the goal is coalesce's)" if pol != "coalesce" else ""))
-            g = r.pool.get("phase1", {}).get("priv4k")
-            if not g:
-                say(name, "n/a", ["no page-table dump of phase 1"])
-                continue
-            minimum = g["regions"] - g.get("was_split", 0)
-            vm = delta(r, "phase1", "before", "vmstat", "direct_map_level2_splits")
-            mod = delta(r, "phase1", "before", "stats", "dm_splits_2m")
-            pt = r.newly_split("before", "phase1")
-            why = [f"minimum {minimum} ({g['regions']} regions with a private 4K page,"
-                   f" {g.get('was_split', 0)} already at 4K before); split: vmstat {fmt(vm)},"
-                   f" module {fmt(mod)}, page-table dump {fmt(pt)} newly 4K cells"]
-            counts = [x for x in (vm, mod, pt) if x is not None]
-            if vm is None or not r.status.get("directmap_policy"):
-                verdict = "n/a"
-                why.append("needs the vmstat counters and the module's direct-map policy")
-            else:
-                verdict = "MET" if all(x == minimum for x in counts) else "NOT MET"
-            if pol == "coalesce":
-                say(name, verdict, why)
-            else:
-                out.append(f"  [info: {verdict}] {name}")
-                out.extend(f"      {w}" for w in why)
-
-        # 3. phase 3 splits no 2M region.
-        for pol in [p for p in POLICIES if p in runs]:
-            r = runs[pol]
-            name = (f"{pol}: phase 3 (2M private pages) splits no 2M region"
-                    + (" (the goal is coalesce's)" if pol != "coalesce" else ""))
-            vm = delta(r, "phase3", "phase2", "vmstat", "direct_map_level2_splits")
-            mod = delta(r, "phase3", "phase2", "stats", "dm_splits_2m")
-            pt = r.newly_split("phase2", "phase3")
-            h = r.pool.get("phase3", {}).get("huge", {})
-            huge4k = sum(h.get(c, 0) for c in SPLIT_CLASSES) if h else None
-            why = [f"2M splits: vmstat {fmt(vm)}, module {fmt(mod)}, page-table dump {fmt(pt)}"
-                   f" newly 4K cells; 2M-private regions mapped at 4K: {fmt(huge4k)}, at 2M"
-                   f" write-protected: {fmt(h.get('P') if h else None)}, at 2M writable:"
-                   f" {fmt(h.get('M') if h else None)}, not present: {fmt(h.get('N') if h else None)},"
-                   f" in a 1G leaf: {fmt(h.get('G') if h else None)}"]
-            if vm is None or not r.status.get("directmap_policy"):
-                verdict = "n/a"
-                why.append("needs the vmstat counters and the module's direct-map policy")
-            else:
-                ok = all(x == 0 for x in (vm, mod, pt, huge4k) if x is not None)
-                verdict = "MET" if ok else "NOT MET"
-            if pol == "coalesce":
-                say(name, verdict, why)
-            else:
-                out.append(f"  [info: {verdict}] {name}")
-                out.extend(f"      {w}" for w in why)
-
-        # 4. CONVERT_RANGE at least 2x the split policy's per-page path.
-        name = "CONVERT_RANGE (coalesce) >= 2x split's per-page path, to private (phase 2)"
-        s = runs.get("split")
-        ref = per_second(s.rate("phase2", "page")) if s else None
-        got = per_second(c.rate("phase2", "range")) if c else None
-        x = ratio(got, ref)
-        why = [f"split per-page {fmt(ref)}/s, coalesce range {fmt(got)}/s: {fmt_ratio(x)}"]
-        ref_sh = per_second(s.rate("phase2-restore", "page")) if s else None
-        got_sh = per_second(c.rate("phase4-runs", "range")) if c else None
-        why.append(f"to shared (not part of the goal): split per-page {fmt(ref_sh)}/s,"
-                   f" coalesce range {fmt(got_sh)}/s: {fmt_ratio(ratio(got_sh, ref_sh))}")
-        if x is None or not (s and s.status.get("directmap_policy")):
-            say(name, "n/a", why + ["needs CONVERT_RANGE and the split policy"])
-        else:
-            say(name, "MET" if x >= 2 else "NOT MET", why)
-
-        # 5. Issue 9: the lazy split costs one fault and one split per region, under every policy.
-        for pol in [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]:
-            verdict, why = fault_goal(runs[pol])
-            say(f"{pol}: fault phase: 1 split and <=1 fault per region", verdict, why)
-            if verdict == "NOT MET":
-                failed.append(pol)
+    for pol in [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]:
+        verdict, why = fault_goal(runs[pol])
+        say(f"{pol}: fault phase: 1 split and <=1 fault per region", verdict, why)
+        if verdict == "NOT MET":
+            failed.append(pol)
     # 6. Issue 12: the churn workload.
     if churns and churn_goals(churns, replay, say):
         failed.append("churn (coalesce)")
