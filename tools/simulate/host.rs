@@ -25,7 +25,7 @@
 
 use crate::buddy::Buddy;
 use crate::churn;
-use crate::kernel::{Kernel, MemInfo};
+use crate::kernel::{Kernel, MemInfo, VmStat};
 use crate::module::{Counters, Module, Page, Refused};
 use crate::rng::SplitMix64;
 use snp_host_model::directmap::model::Policy;
@@ -77,6 +77,8 @@ pub(crate) struct Sample {
     pub(crate) private: u64,
     /// `/proc/meminfo`.
     pub(crate) meminfo: MemInfo,
+    /// `/proc/vmstat`.
+    pub(crate) vmstat: VmStat,
     /// The module's counters.
     pub(crate) counters: Counters,
     /// Regions the module keeps in its tree.
@@ -269,6 +271,7 @@ fn sample(h: &Host, ended: u64, running: usize) -> Sample {
         running: running as u64,
         private: h.private,
         meminfo: h.kernel.meminfo,
+        vmstat: h.kernel.vmstat,
         counters: h.module.counters,
         listed: h.module.listed() as u64,
     }
@@ -374,6 +377,27 @@ mod tests {
             assert_eq!(o.drained.counters.merges_2m, 0);
             let total = |m: MemInfo| m.kb_4k + m.kb_2m + m.kb_1g;
             assert_eq!(total(o.drained.meminfo), total(o.start));
+        }
+    }
+
+    #[test]
+    fn the_module_counts_what_the_kernel_did() {
+        for policy in [Policy::Split, Policy::PerPage, Policy::Coalesce] {
+            let o = run(&small(11), policy).unwrap();
+            for s in o.samples.iter().chain([&o.drained]) {
+                let (v, c) = (s.vmstat, s.counters);
+                assert_eq!(
+                    (
+                        v.level2_splits,
+                        v.level3_splits,
+                        v.level2_collapses,
+                        v.level3_collapses
+                    ),
+                    (c.splits_2m, c.splits_1g, c.merges_2m, c.merges_1g),
+                    "{policy:?} after {} lifetimes",
+                    s.ended
+                );
+            }
         }
     }
 
