@@ -44,6 +44,7 @@ help:
 	@echo 'make checkpatch   the kernel'"'"'s checkpatch.pl --strict over patches/, the C selftests and vm/*.c'
 	@echo 'make vm-shell     boot the test VM with an interactive shell'
 	@echo 'make bench        direct-map benchmark: a fresh VM per policy; report and picture in build/bench/'
+	@echo 'make simulate     the direct map of a 1 TiB host over 1,000 guest lifetimes, host only; build/simulate/'
 	@echo 'make kernel       build (or find in the cache) the project kernel; DEBUG=1 for the debug variant'
 	@echo 'make kvm-selftests  the upstream KVM selftests of vm/kvm-tests, static, into build/kvm'
 	@echo 'make clean        remove build products from the work tree (the cache stays)'
@@ -128,6 +129,20 @@ $(BUILD)/bench/bench: vm/bench.c include/uapi/linux/snp_host.h
 .PHONY: bench
 bench: modules $(BUILD)/bench/bench kvm-selftests
 	@MODULE=$(MODULE) SNP_BENCH_BUILT=1 bash scripts/bench.sh
+
+# The direct map of a 1 TiB host over 1,000 guest lifetimes, per policy (issue
+# 12), simulated on the host with the module's planning code (tools/simulate);
+# where `make bench` left churn logs, their replay says whether the simulation
+# counts what the VM counted.
+.PHONY: simulate
+simulate:
+	@mkdir -p $(BUILD)/simulate
+	@set -o pipefail; cargo run --release --quiet --bin snp-host-simulate -- \
+		host --svg $(BUILD)/simulate/directmap4k.svg | tee $(BUILD)/simulate/report.txt
+	@logs=$$(ls $(BUILD)/bench/churn-*.log 2>/dev/null || true); \
+	if [ -z "$$logs" ]; then echo "no churn logs in build/bench: make bench first to check the simulation against the VM"; \
+	else echo; cargo run --release --quiet --bin snp-host-simulate -- replay $$logs \
+		>$(BUILD)/simulate/replay.txt; rc=$$?; grep -v '^replay ' $(BUILD)/simulate/replay.txt; exit $$rc; fi
 
 check: host-check module-lint checkpatch vm-check
 

@@ -10,8 +10,8 @@
 #   vm.sh bench   one policy of `make bench`: BENCH_POLICY=split|perpage|coalesce loads the
 #                 module with directmap=$BENCH_POLICY and runs the workload BENCH_BIN
 #                 (default build/bench/bench) with BENCH_ARGS (comma-separated options);
-#                 prints its lines.  It lives in build/bench/vm-$BENCH_POLICY, apart
-#                 from build/vm, so a bench and a check do not share an initramfs.
+#                 prints its lines.  It lives in build/bench/vm-$BENCH_NAME (default: the
+#                 policy), apart from build/vm, so a bench and a check do not share an initramfs.
 #   vm.sh kvmbench the KVM workload of `make bench`: KVM_BENCH_RUNS rounds of the upstream
 #                 selftest KVM_BENCH_TEST (words comma-separated, path under build/kvm)
 #                 without the module and with it under each of KVM_BENCH_POLICIES
@@ -30,11 +30,12 @@ if [ "$mode" = bench ]; then
 	bench_policy=${BENCH_POLICY:?vm.sh bench needs BENCH_POLICY}
 	bench_bin=${BENCH_BIN:-$top/build/bench/bench}
 	bench_args=${BENCH_ARGS:-}
-	case "$bench_policy$bench_args" in
-	*[!A-Za-z0-9,._-]*) die "BENCH_POLICY and BENCH_ARGS may hold only letters, digits and , . _ -" ;;
+	bench_name=${BENCH_NAME:-$bench_policy}
+	case "$bench_policy$bench_args$bench_name" in
+	*[!A-Za-z0-9,._-]*) die "BENCH_POLICY, BENCH_ARGS and BENCH_NAME may hold only letters, digits and , . _ -" ;;
 	esac
 	[ -x "$bench_bin" ] || die "no bench program at $bench_bin (run: make bench)"
-	out=$top/build/bench/vm-$bench_policy
+	out=$top/build/bench/vm-$bench_name
 fi
 if [ "$mode" = kvmbench ]; then
 	kvm_test=${KVM_BENCH_TEST:?vm.sh kvmbench needs KVM_BENCH_TEST}
