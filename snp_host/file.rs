@@ -68,6 +68,11 @@ fn check_not_owned(shared: &Shared, req: &uapi::PrivateRequest) -> Result<bool> 
     Ok(in_guest_region && shared.hooks.load(Relaxed))
 }
 
+/// Whether `[a, a + a_len)` and `[b, b + b_len)` share a byte (ends saturate).
+fn overlaps(a: u64, a_len: u64, b: u64, b_len: u64) -> bool {
+    a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
+}
+
 /// Pins the page of `req` and checks that it can be assigned at its size.
 fn pin_private(shared: &Shared, req: uapi::PrivateRequest) -> Result<Pending> {
     let read_only = check_not_owned(shared, &req)?;
@@ -254,7 +259,16 @@ impl FileState {
             .reader()
             .read()?;
         // The answer must be able to reach the caller: a request whose struct cannot
-        // be written back fails (EFAULT) before anything changes, not after.
+        // be written back fails (EFAULT) before anything changes, not after; nor
+        // can it live in the memory it gives a guest, which the module could not
+        // write the answer to afterwards.
+        if cmd == uapi::MAKE_PRIVATE {
+            // An unknown level fails below. CAST: `usize` is 64 bits on x86-64.
+            let len = uapi::page_size(page.level).unwrap_or(PageSize::Size4K);
+            if overlaps(arg as u64, size as u64, page.hva, len.bytes()) {
+                return Err(EINVAL);
+            }
+        }
         UserSlice::new(UserPtr::from_addr(arg), size)
             .writer()
             .write(&page)?;
@@ -345,6 +359,18 @@ impl MiscDevice for FileState {
                 range.done = 0;
                 // As for the page ioctls: a struct that cannot take the answer fails
                 // the request before anything changes.
+                // CAST: `usize` is 64 bits on x86-64.
+                let len = uapi::page_size(range.level).unwrap_or(PageSize::Size4K);
+                if range.to_private != 0
+                    && overlaps(
+                        arg as u64,
+                        size as u64,
+                        range.hva,
+                        range.npages.saturating_mul(len.bytes()),
+                    )
+                {
+                    return Err(EINVAL);
+                }
                 UserSlice::new(UserPtr::from_addr(arg), size)
                     .writer()
                     .write(&range)?;

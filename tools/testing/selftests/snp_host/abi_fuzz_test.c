@@ -1177,12 +1177,11 @@ static int model_check(struct __test_metadata *_metadata, struct fuzzer *self,
  * A failed call changed state.  The known module bug is recognised (and
  * reported, never hidden); returns its index, or -1.
  *
- * Known bug 0: a page ioctl or CONVERT_RANGE whose struct lies in the very
- * page it makes private converts the page, then cannot write the answer
- * back into what is now a guest page (EFAULT), and keeps the conversion:
- * the caller is told nothing happened (snp_host/file.rs tries the write
- * before the conversion, when the page is still the host's;
- * found.struct_in_the_page_it_converts).
+ * Known bug 0 (fixed: such a request is EINVAL now, and
+ * found.struct_in_the_page_it_converts checks it): a page ioctl or
+ * CONVERT_RANGE whose struct lies in the very page it makes private
+ * converted the page, then could not write the answer back into what was
+ * now a guest page (EFAULT), and kept the conversion.
  */
 static int known_bug(struct fuzzer *self, const struct call *k, int err)
 {
@@ -1745,6 +1744,5 @@ TEST_F(found, reproduce)
 	}
 }
 
-XFAIL_ADD(found, struct_in_the_page_it_converts, reproduce);
 
 TEST_HARNESS_MAIN
