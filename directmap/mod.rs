@@ -16,7 +16,13 @@
 //! Conversions come in batches ([`Batch`]) so that a range costs one TLB
 //! flush: under `coalesce` the pages made private are protected together, by
 //! one kernel call, at [`Batch::flush`]. A batch holds the region lock from
-//! its first page to its end. Lock order: the ledger (in
+//! its first page to its end.
+//!
+//! Walks of the kernel's page tables are work too (`dm_walks`): the module
+//! remembers the leaf its own changes left each region in ([`Tracked`]) and
+//! walks only where that memory cannot answer (a region it did not hold a
+//! guest page in, a leaf that may have been split behind its back, what a
+//! merge did). Lock order: the ledger (in
 //! `snp_host/ledger.rs`), then the region lock, then the emulated RMP's lock; the
 //! kernel's CPA code takes `init_mm`'s mmap lock inside all of them.
 
@@ -78,7 +84,7 @@ pub(crate) struct DirectMap {
     pub(crate) policy: Policy,
     /// Every 2M region holding, or having held, a guest-owned page, by first PFN.
     #[pin]
-    regions: Mutex<RBTree<u64, Region>>,
+    regions: Mutex<RBTree<u64, Tracked>>,
 }
 
 impl DirectMap {
@@ -112,14 +118,14 @@ impl DirectMap {
     /// Writes one line per region: `0x<first pfn> <4K|2M|1G> private=<n>`.
     pub(crate) fn write_regions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let regions = self.regions.lock();
-        for (&head, region) in regions.iter() {
+        for (&head, tracked) in regions.iter() {
             let size = match dm::level_of(head) {
                 Some(Level::Size4K) => "4K",
                 Some(Level::Size2M) => "2M",
                 Some(Level::Size1G) => "1G",
                 None => "none",
             };
-            writeln!(f, "{:#x} {} private={}", head, size, region.private())?;
+            writeln!(f, "{:#x} {} private={}", head, size, tracked.region.private())?;
         }
         Ok(())
     }
@@ -134,8 +140,43 @@ fn walk(pfn: u64) -> Option<dm::Entry> {
 
 /// The level of the leaf [`walk`] finds.
 fn walk_level(pfn: u64) -> Option<Level> {
-    COUNTERS.dm_walks.add(1);
-    dm::level_of(pfn)
+    walk(pfn).map(|e| e.level)
+}
+
+/// A region the module accounts, with the leaf its own changes left it in.
+///
+/// The kernel makes a leaf larger only when the module asks it to merge, and a
+/// 4K or 2M leaf of a region holding a guest page changes only when the module
+/// changes it: no one else changes the attributes of the module's pages, and a
+/// 4K leaf of another page cannot change the size of the one that maps them.
+/// A 1G leaf maps other memory too, which the kernel may split for its own
+/// reasons: that one is an upper bound, walked for where its size matters.
+struct Tracked {
+    region: Region,
+    leaf: Level,
+}
+
+impl Tracked {
+    /// Returns the leaf that maps the region at `head` now.
+    fn leaf_now(&self, head: u64) -> Option<Level> {
+        if self.leaf > Level::Size2M {
+            walk_level(head)
+        } else {
+            Some(self.leaf)
+        }
+    }
+}
+
+/// The leaf that maps a range of `page`'s size after the kernel changed its
+/// attributes, if a leaf of `before` mapped it: CPA splits a leaf only as far as
+/// the range needs (a 4K range to 4K; a 2M-aligned 2M range keeps a 2M leaf and
+/// splits a 1G one to 2M), and never merges by itself.
+fn changed_leaf(before: Level, page: &Page) -> Level {
+    let size = match page.size {
+        PageSize::Size4K => Level::Size4K,
+        PageSize::Size2M => Level::Size2M,
+    };
+    before.min(size)
 }
 
 /// Counts one change of the direct map asked of the kernel (`dm_cpa_calls`).
@@ -157,7 +198,7 @@ fn order_of(page: &Page) -> u32 {
 /// protects, one merge call for all regions it empties.
 pub(crate) struct Batch<'a> {
     dm: &'a DirectMap,
-    regions: MutexGuard<'a, RBTree<u64, Region>>,
+    regions: MutexGuard<'a, RBTree<u64, Tracked>>,
     /// How the batch protects pages, if the policy protects them at all.
     how: Option<Protection>,
     /// Pages made private since the last flush, which protects them.
@@ -192,28 +233,43 @@ impl Batch<'_> {
         let dm = self.dm;
         let pages = pages_of(page);
         let head = Level::Size2M.region_start(page.pfn);
-        let before = walk_level(page.pfn).ok_or(EINVAL)?;
-        if self.regions.get(&head).is_none() {
-            self.regions
-                .try_create_and_insert(head, Region::new(before), GFP_KERNEL)?;
-        }
-        let region = self.regions.get_mut(&head).ok_or(EINVAL)?;
+        // Linux's split needs the page's own entry (set_memory_4k() flushes only if
+        // it changes it: unless an earlier call marked it already); the protecting
+        // policies need a walk only for a region they hold no guest page in.
+        let entry = match self.regions.get(&head) {
+            Some(t) if !t.region.idle() && dm.policy.protects() => None,
+            _ => Some(walk(page.pfn).ok_or(EINVAL)?),
+        };
+        let tracked = match self.regions.get_mut(&head) {
+            Some(t) => t,
+            None => {
+                let leaf = entry.map_or(Level::Size4K, |e| e.level);
+                let new = Tracked {
+                    region: Region::new(leaf),
+                    leaf,
+                };
+                self.regions.try_create_and_insert(head, new, GFP_KERNEL)?;
+                self.regions.get_mut(&head).ok_or(EINVAL)?
+            }
+        };
+        let before = entry.map_or(tracked.leaf, |e| e.level);
+        tracked.leaf = before;
         // CAST: a page is 1 or 512 base pages.
-        let prep = region
+        let prep = tracked
+            .region
             .make_private(dm.policy, pages as u32)
             .map_err(|_| EINVAL)?;
         let done = match self.how {
             _ if prep.split_4k => {
-                // set_memory_4k() flushes by itself, if it changes the PTE: unless
-                // an earlier call marked it already.
-                let marked = walk(page.pfn).is_some_and(|e| e.kept_4k);
+                let marked = entry.is_some_and(|e| e.kept_4k);
                 cpa();
                 // SAFETY: The caller owns the page (this function's contract).
                 unsafe { dm::split_4k(page.pfn, pages) }.inspect(|()| {
                     if !marked {
                         COUNTERS.tlb_flushes.add(1);
                     }
-                    self.count_change(page, before);
+                    // set_memory_4k() splits whatever maps the page down to 4K.
+                    self.count_change(head, before, Level::Size4K);
                 })
             }
             Some(how) if prep.protect && prep.flush_now => self.protect_now(page, before, how),
@@ -227,7 +283,7 @@ impl Batch<'_> {
     }
 
     /// Protects `page` on its own, with a TLB flush of its own.
-    fn protect_now(&self, page: &Page, before: Level, how: Protection) -> Result {
+    fn protect_now(&mut self, page: &Page, before: Level, how: Protection) -> Result {
         let mut one = dm::Ranges::new();
         // SAFETY: The caller of `make_private()` owns the page.
         unsafe { one.push(page.pfn, order_of(page)) }?;
@@ -250,15 +306,18 @@ impl Batch<'_> {
     }
 
     /// Counts `page` as protected, and the split that needed, if any.
-    fn protected(&self, page: &Page, before: Level) {
+    fn protected(&mut self, page: &Page, before: Level) {
         COUNTERS.dm_unmapped_pages.add(pages_of(page));
-        self.count_change(page, before);
+        let head = Level::Size2M.region_start(page.pfn);
+        self.count_change(head, before, changed_leaf(before, page));
     }
 
-    /// Counts the change of the mapping of `page` since it was `before`.
-    fn count_change(&self, page: &Page, before: Level) {
-        if let Some(after) = walk_level(page.pfn) {
-            count(Transitions::between(before, after));
+    /// Counts the change of the leaf of the region at `head` from `before` to
+    /// `after`, and remembers `after`.
+    fn count_change(&mut self, head: u64, before: Level, after: Level) {
+        count(Transitions::between(before, after));
+        if let Some(t) = self.regions.get_mut(&head) {
+            t.leaf = after;
         }
     }
 
@@ -266,11 +325,11 @@ impl Batch<'_> {
     /// protected, so that the module forgets a region that only it was in.
     fn undo_private(&mut self, page: &Page) {
         let head = Level::Size2M.region_start(page.pfn);
-        if let Some(region) = self.regions.get_mut(&head) {
+        if let Some(t) = self.regions.get_mut(&head) {
             // CAST: a page is 1 or 512 base pages.
-            let _ = region.make_shared(self.dm.policy, pages_of(page) as u32);
+            let _ = t.region.make_shared(self.dm.policy, pages_of(page) as u32);
         }
-        forget_if_settled(&mut self.regions, head, walk_level(head));
+        forget_if_settled(&mut self.regions, head, None);
     }
 
     /// Protects every page made private since the last flush, with one kernel call
@@ -299,9 +358,11 @@ impl Batch<'_> {
                 // Many pages of a region may have split it once: count per region.
                 pending.sort_unstable_by_key(|(page, _)| page.pfn);
                 count_regions(
-                    pending
-                        .iter()
-                        .map(|(p, before)| (Level::Size2M.region_start(p.pfn), *before)),
+                    &mut self.regions,
+                    pending.iter().map(|(p, before)| {
+                        let head = Level::Size2M.region_start(p.pfn);
+                        (head, *before, changed_leaf(*before, p))
+                    }),
                 );
                 Ok(())
             }
@@ -350,30 +411,37 @@ impl Batch<'_> {
         let dm = self.dm;
         let pages = pages_of(page);
         let head = Level::Size2M.region_start(page.pfn);
-        let region = self.regions.get_mut(&head).ok_or(EINVAL)?;
+        let tracked = self.regions.get_mut(&head).ok_or(EINVAL)?;
         // CAST: a page is 1 or 512 base pages.
-        let rel = region
+        let rel = tracked
+            .region
             .make_shared(dm.policy, pages as u32)
             .map_err(|_| EINVAL)?;
-        if rel.split_4k && walk_level(page.pfn).is_some_and(|l| l > Level::Size4K) {
-            let before = walk_level(page.pfn);
+        // What maps the page now decides whether it must be split, and what a
+        // restore splits (a leaf larger than the page, after a PSMASH, say).
+        let leaf = if rel.split_4k || rel.restore {
+            tracked.leaf_now(head)
+        } else {
+            None
+        };
+        if rel.split_4k && leaf.is_some_and(|l| l > Level::Size4K) {
             cpa();
             // SAFETY: The caller owns the page (this function's contract).
             if let Err(e) = unsafe { dm::split_4k(page.pfn, pages) } {
                 // Still under a large mapping with guest-owned neighbours: the caller
                 // must not free it.
-                let _ = region.make_private(dm.policy, pages as u32);
+                let _ = tracked.region.make_private(dm.policy, pages as u32);
                 return Err(e);
             }
             COUNTERS.tlb_flushes.add(1);
-            if let (Some(was), Some(now)) = (before, walk_level(page.pfn)) {
-                count(Transitions::between(was, now));
+            if let Some(was) = leaf {
+                count(Transitions::between(was, Level::Size4K));
+                tracked.leaf = Level::Size4K;
             }
         }
         if rel.restore {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.
-            let before = walk_level(page.pfn);
             let restored = if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
                 Err(ENOMEM)
             } else {
@@ -383,19 +451,22 @@ impl Batch<'_> {
             };
             if let Err(e) = restored {
                 // Still protected in the direct map: the caller must not free the page.
-                let _ = region.make_private(dm.policy, pages as u32);
+                let _ = tracked.region.make_private(dm.policy, pages as u32);
                 return Err(e);
             }
             COUNTERS.dm_unmapped_pages.sub(pages);
-            if let (Some(was), Some(now)) = (before, walk_level(page.pfn)) {
+            if let Some(was) = leaf {
+                let now = changed_leaf(was, page);
                 count(Transitions::between(was, now));
+                tracked.leaf = now;
             }
         }
-        if rel.merge {
+        if rel.merge && tracked.leaf < tracked.region.origin() {
             // Without memory for the list the region merely stays split.
             let _ = self.merge.push(head, GFP_KERNEL);
         } else {
-            forget_if_settled(&mut self.regions, head, walk_level(head));
+            // Emptied but still as large as it was: nothing to merge back.
+            forget_if_settled(&mut self.regions, head, None);
         }
         Ok(())
     }
@@ -406,43 +477,55 @@ impl Batch<'_> {
         if merge.is_empty() {
             return;
         }
-        let mut before: KVVec<(u64, Level)> = KVVec::new();
-        for &head in merge.iter() {
-            let was = walk_level(head).unwrap_or(Level::Size4K);
-            let _ = before.push((head, was), GFP_KERNEL);
-        }
         cpa();
         // SAFETY: The model asks to merge only regions that were large mappings
         // before the module changed pages in them (`Release::merge`).
-        match unsafe { dm::collapse(&merge) } {
-            Ok(0) => {}
-            Ok(_) => {
-                COUNTERS.tlb_flushes.add(1);
+        let made = match unsafe { dm::collapse(&merge) } {
+            Ok(made) => made,
+            Err(e) => {
+                pr_warn!("direct map not merged back: {:?}\n", e);
+                0
             }
-            Err(e) => pr_warn!("direct map not merged back: {:?}\n", e),
+        };
+        if made == 0 {
+            // Nothing changed: every region is as the module left it, still split.
+            return;
+        }
+        COUNTERS.tlb_flushes.add(1);
+        // Which regions the kernel merged, and how far, only a walk can tell.
+        let mut changed: KVVec<(u64, Level, Level)> = KVVec::new();
+        for &head in merge.iter() {
+            let was = self.regions.get(&head).map_or(Level::Size4K, |t| t.leaf);
+            if let Some(now) = walk_level(head) {
+                let _ = changed.push((head, was, now), GFP_KERNEL);
+            }
         }
         // Regions of one 1G block merged into it once: count per block.
-        before.sort_unstable_by_key(|&(head, _)| head);
-        count_regions(before.iter().copied());
-        for &head in merge.iter() {
-            forget_if_settled(&mut self.regions, head, walk_level(head));
+        changed.sort_unstable_by_key(|&(head, _, _)| head);
+        count_regions(&mut self.regions, changed.iter().copied());
+        for &(head, _, now) in changed.iter() {
+            forget_if_settled(&mut self.regions, head, Some(now));
         }
     }
 }
 
 /// Counts what the kernel did to the 2M regions `changed`, given as their first
-/// PFN and their mapping before, sorted by PFN, a region possibly more than once:
-/// each region's split or merge once, and a 1G block's once for all its regions.
-fn count_regions(changed: impl Iterator<Item = (u64, Level)>) {
+/// PFN and their mapping before and after, sorted by PFN, a region possibly more
+/// than once: each region's split or merge once, and a 1G block's once for all
+/// its regions. Remembers each region's leaf after.
+fn count_regions(
+    regions: &mut RBTree<u64, Tracked>,
+    changed: impl Iterator<Item = (u64, Level, Level)>,
+) {
     let (mut last_2m, mut last_1g) = (None, None);
-    for (head, before) in changed {
+    for (head, before, after) in changed {
         if last_2m == Some(head) {
             continue;
         }
         last_2m = Some(head);
-        let Some(after) = walk_level(head) else {
-            continue;
-        };
+        if let Some(t) = regions.get_mut(&head) {
+            t.leaf = after;
+        }
         let mut t = Transitions::between(before, after);
         let block = Level::Size1G.region_start(head);
         if last_1g == Some(block) {
@@ -455,13 +538,19 @@ fn count_regions(changed: impl Iterator<Item = (u64, Level)>) {
 }
 
 /// Stops accounting the region at `head` once it holds no guest page and is mapped
-/// (`now`) at least as large as before the module touched it. A region left split
-/// (policies that never merge, a failed merge) stays listed.
-fn forget_if_settled(regions: &mut RBTree<u64, Region>, head: u64, now: Option<Level>) {
-    let settled = regions
-        .get(&head)
-        .is_some_and(|r| r.idle() && now.is_some_and(|now| now >= r.origin()));
-    if settled {
+/// (`now`, or [`Tracked::leaf_now`] if not given) at least as
+/// large as before the module touched it. A region left split (policies that
+/// never merge, a failed merge) stays listed.
+fn forget_if_settled(regions: &mut RBTree<u64, Tracked>, head: u64, now: Option<Level>) {
+    let Some(t) = regions.get(&head) else {
+        return;
+    };
+    // The remembered leaf is an upper bound: below the origin, no walk can say yes.
+    if !t.region.idle() || t.leaf < t.region.origin() {
+        return;
+    }
+    let origin = t.region.origin();
+    if now.or_else(|| t.leaf_now(head)).is_some_and(|now| now >= origin) {
         regions.remove(&head);
     }
 }
