@@ -461,11 +461,12 @@ impl Batch<'_> {
                 tracked.leaf = now;
             }
         }
-        if rel.merge && tracked.leaf < tracked.region.origin() {
+        if rel.merge {
+            // Even a region as large as it was: merging it may merge the 1G block
+            // above, which a split elsewhere in it broke up.
             // Without memory for the list the region merely stays split.
             let _ = self.merge.push(head, GFP_KERNEL);
         } else {
-            // Emptied but still as large as it was: nothing to merge back.
             forget_if_settled(&mut self.regions, head, None);
         }
         Ok(())
@@ -488,7 +489,10 @@ impl Batch<'_> {
             }
         };
         if made == 0 {
-            // Nothing changed: every region is as the module left it, still split.
+            // Nothing changed: every region is as the module left it.
+            for &head in merge.iter() {
+                forget_if_settled(&mut self.regions, head, None);
+            }
             return;
         }
         COUNTERS.tlb_flushes.add(1);

@@ -28,6 +28,10 @@ pub(crate) struct Counters {
     pub(crate) unmapped: u64,
     /// `tlb_flushes`.
     pub(crate) tlb_flushes: u64,
+    /// `dm_cpa_calls`: direct-map changes asked of the kernel.
+    pub(crate) cpa_calls: u64,
+    /// `dm_walks`: page-table walks.
+    pub(crate) walks: u64,
 }
 
 impl Counters {
@@ -67,12 +71,44 @@ pub(crate) enum Refused {
     Accounting(u64, plan::Error),
 }
 
+/// `directmap::Tracked`: a region and the leaf the module's own changes left it in
+/// (exact at 4K and 2M, an upper bound at 1G).
+#[derive(Clone, Copy, Debug)]
+struct Tracked {
+    region: Region,
+    leaf: Level,
+}
+
+/// `changed_leaf()`: the leaf over a range of `page`'s size after CPA changed it.
+fn changed_leaf(before: Level, page: Page) -> Level {
+    before.min(if page.huge {
+        Level::Size2M
+    } else {
+        Level::Size4K
+    })
+}
+
+/// A walk of the page tables (`walk_level()`), counted.
+fn walk(k: &Kernel, c: &mut Counters, pfn: u64) -> Option<Level> {
+    c.walks += 1;
+    k.level_of(pfn)
+}
+
+/// `Tracked::leaf_now()`: the remembered leaf, walked for if it was 1G.
+fn leaf_now(k: &Kernel, c: &mut Counters, t: &Tracked, head: u64) -> Option<Level> {
+    if t.leaf > Level::Size2M {
+        walk(k, c, head)
+    } else {
+        Some(t.leaf)
+    }
+}
+
 /// The module's view of the direct map under one policy.
 #[derive(Clone, Debug)]
 pub(crate) struct Module {
     policy: Policy,
     /// Every 2M region holding or having held a guest page, by cell.
-    regions: Vec<Option<Region>>,
+    regions: Vec<Option<Tracked>>,
     /// What the module counted.
     pub(crate) counters: Counters,
     /// The lists of the last batch, kept so that the next needs no allocation.
@@ -85,7 +121,7 @@ pub(crate) struct Module {
 struct Lists {
     pending: Vec<(Page, Level)>,
     merge: Vec<u64>,
-    changed: Vec<(u64, Level)>,
+    changed: Vec<(u64, Level, Level)>,
 }
 
 impl Module {
@@ -131,35 +167,49 @@ impl Batch<'_> {
     pub(crate) fn make_private(&mut self, page: Page) -> Result<(), Refused> {
         let policy = self.m.policy;
         let cell = (page.pfn / 512) as usize;
-        let before = self
-            .k
-            .level_of(page.pfn)
-            .ok_or(Refused::Unmapped(page.pfn))?;
-        let region = self.m.regions[cell].get_or_insert(Region::new(before));
-        let prep = region
+        let c = &mut self.m.counters;
+        // A walk only for Linux's split (its mark) or a region without guest pages.
+        let walked = match self.m.regions.get(cell).copied().flatten() {
+            Some(t) if !t.region.idle() && policy.protects() => None,
+            _ => Some(walk(self.k, c, page.pfn).ok_or(Refused::Unmapped(page.pfn))?),
+        };
+        let tracked = self.m.regions[cell].get_or_insert_with(|| {
+            let leaf = walked.unwrap_or(Level::Size4K);
+            Tracked {
+                region: Region::new(leaf),
+                leaf,
+            }
+        });
+        let before = walked.unwrap_or(tracked.leaf);
+        tracked.leaf = before;
+        let prep = tracked
+            .region
             .make_private(policy, page.pages())
             .map_err(|e| Refused::Accounting(page.pfn, e))?;
         if prep.split_4k {
             let marked = self.k.kept_4k(page.pfn);
+            c.cpa_calls += 1;
             self.k.set_4k(page.pfn);
             if !marked {
-                self.m.counters.tlb_flushes += 1;
+                c.tlb_flushes += 1;
             }
-            self.count_change(page, before);
+            self.count_change(cell, before, Level::Size4K);
         } else if prep.protect && prep.flush_now {
+            c.cpa_calls += 1;
             self.k.protect(page.pfn, page.huge);
-            self.m.counters.tlb_flushes += 1;
-            self.m.counters.unmapped += u64::from(page.pages());
-            self.count_change(page, before);
+            c.tlb_flushes += 1;
+            c.unmapped += u64::from(page.pages());
+            self.count_change(cell, before, changed_leaf(before, page));
         } else if prep.protect {
             self.lists.pending.push((page, before));
         }
         Ok(())
     }
 
-    fn count_change(&mut self, page: Page, before: Level) {
-        if let Some(after) = self.k.level_of(page.pfn) {
-            self.m.counters.count(Transitions::between(before, after));
+    fn count_change(&mut self, cell: usize, before: Level, after: Level) {
+        self.m.counters.count(Transitions::between(before, after));
+        if let Some(t) = self.m.regions[cell].as_mut() {
+            t.leaf = after;
         }
     }
 
@@ -169,6 +219,7 @@ impl Batch<'_> {
         if l.pending.is_empty() {
             return;
         }
+        self.m.counters.cpa_calls += 1;
         for (page, _) in &l.pending {
             self.k.protect(page.pfn, page.huge);
             self.m.counters.unmapped += u64::from(page.pages());
@@ -176,12 +227,14 @@ impl Batch<'_> {
         self.m.counters.tlb_flushes += 1;
         l.pending.sort_unstable_by_key(|(page, _)| page.pfn);
         l.changed.clear();
-        l.changed.extend(
-            l.pending
-                .drain(..)
-                .map(|(p, before)| (Level::Size2M.region_start(p.pfn), before)),
-        );
-        count_regions(self.k, &mut self.m.counters, &l.changed);
+        l.changed.extend(l.pending.drain(..).map(|(p, before)| {
+            (
+                Level::Size2M.region_start(p.pfn),
+                before,
+                changed_leaf(before, p),
+            )
+        }));
+        count_regions(self.m, &l.changed);
     }
 
     /// `Batch::make_shared()`: the page is back with the host.
@@ -193,32 +246,42 @@ impl Batch<'_> {
         let policy = self.m.policy;
         let head = Level::Size2M.region_start(page.pfn);
         let cell = (page.pfn / 512) as usize;
-        let region = self.m.regions[cell]
+        let c = &mut self.m.counters;
+        let tracked = self.m.regions[cell]
             .as_mut()
             .ok_or(Refused::Unmapped(page.pfn))?;
-        let rel = region
+        let rel = tracked
+            .region
             .make_shared(policy, page.pages())
             .map_err(|e| Refused::Accounting(page.pfn, e))?;
-        if rel.split_4k && self.k.level_of(page.pfn).is_some_and(|l| l > Level::Size4K) {
-            let before = self.k.level_of(page.pfn);
+        let leaf = if rel.split_4k || rel.restore {
+            leaf_now(self.k, c, tracked, head)
+        } else {
+            None
+        };
+        if rel.split_4k && leaf.is_some_and(|l| l > Level::Size4K) {
+            c.cpa_calls += 1;
             self.k.set_4k(page.pfn);
-            self.m.counters.tlb_flushes += 1;
-            if let (Some(was), Some(now)) = (before, self.k.level_of(page.pfn)) {
-                self.m.counters.count(Transitions::between(was, now));
+            c.tlb_flushes += 1;
+            if let Some(was) = leaf {
+                c.count(Transitions::between(was, Level::Size4K));
+                tracked.leaf = Level::Size4K;
             }
         }
         if rel.restore {
-            let before = self.k.level_of(page.pfn);
+            c.cpa_calls += 1;
             self.k.restore(page.pfn, page.huge);
-            self.m.counters.unmapped -= u64::from(page.pages());
-            if let (Some(was), Some(now)) = (before, self.k.level_of(page.pfn)) {
-                self.m.counters.count(Transitions::between(was, now));
+            c.unmapped -= u64::from(page.pages());
+            if let Some(was) = leaf {
+                let now = changed_leaf(was, page);
+                c.count(Transitions::between(was, now));
+                tracked.leaf = now;
             }
         }
         if rel.merge {
             self.lists.merge.push(head);
         } else {
-            forget_if_settled(self.m, self.k, head);
+            forget_if_settled(self.m, self.k, head, None);
         }
         Ok(())
     }
@@ -229,19 +292,27 @@ impl Batch<'_> {
         if l.merge.is_empty() {
             return;
         }
-        l.changed.clear();
-        l.changed.extend(
-            l.merge
-                .iter()
-                .map(|&head| (head, self.k.level_of(head).unwrap_or(Level::Size4K))),
-        );
-        if self.k.collapse(&l.merge) > 0 {
-            self.m.counters.tlb_flushes += 1;
+        self.m.counters.cpa_calls += 1;
+        let made = self.k.collapse(&l.merge);
+        if made == 0 {
+            for head in l.merge.drain(..) {
+                forget_if_settled(self.m, self.k, head, None);
+            }
+            return;
         }
-        l.changed.sort_unstable_by_key(|&(head, _)| head);
-        count_regions(self.k, &mut self.m.counters, &l.changed);
+        self.m.counters.tlb_flushes += 1;
+        l.changed.clear();
         for head in l.merge.drain(..) {
-            forget_if_settled(self.m, self.k, head);
+            let cell = (head / 512) as usize;
+            let was = self.m.regions[cell].map_or(Level::Size4K, |t| t.leaf);
+            if let Some(now) = walk(self.k, &mut self.m.counters, head) {
+                l.changed.push((head, was, now));
+            }
+        }
+        l.changed.sort_unstable_by_key(|&(head, _, _)| head);
+        count_regions(self.m, &l.changed);
+        for &(head, _, now) in &l.changed {
+            forget_if_settled(self.m, self.k, head, Some(now));
         }
     }
 }
@@ -254,17 +325,19 @@ impl Drop for Batch<'_> {
     }
 }
 
-/// `count_regions()`: each region's change once, a 1G block's once for all its regions.
-fn count_regions(k: &Kernel, c: &mut Counters, changed: &[(u64, Level)]) {
+/// `count_regions()`: each region's change once, a 1G block's once for all its
+/// regions; remembers each region's leaf.
+fn count_regions(m: &mut Module, changed: &[(u64, Level, Level)]) {
     let (mut last_2m, mut last_1g) = (None, None);
-    for &(head, before) in changed {
+    let c = &mut m.counters;
+    for &(head, before, after) in changed {
         if last_2m == Some(head) {
             continue;
         }
         last_2m = Some(head);
-        let Some(after) = k.level_of(head) else {
-            continue;
-        };
+        if let Some(t) = m.regions[(head / 512) as usize].as_mut() {
+            t.leaf = after;
+        }
         let mut t = Transitions::between(before, after);
         let block = Level::Size1G.region_start(head);
         if last_1g == Some(block) {
@@ -277,12 +350,16 @@ fn count_regions(k: &Kernel, c: &mut Counters, changed: &[(u64, Level)]) {
 }
 
 /// `forget_if_settled()`: an idle region mapped at least as large as at first is forgotten.
-fn forget_if_settled(m: &mut Module, k: &Kernel, head: u64) {
+fn forget_if_settled(m: &mut Module, k: &Kernel, head: u64, now: Option<Level>) {
     let cell = (head / 512) as usize;
-    let settled = m.regions[cell]
-        .as_ref()
-        .is_some_and(|r| r.idle() && k.level_of(head).is_some_and(|now| now >= r.origin()));
-    if settled {
+    let Some(t) = m.regions[cell] else {
+        return;
+    };
+    if !t.region.idle() || t.leaf < t.region.origin() {
+        return;
+    }
+    let now = now.or_else(|| leaf_now(k, &mut m.counters, &t, head));
+    if now.is_some_and(|now| now >= t.region.origin()) {
         m.regions[cell] = None;
     }
 }

@@ -130,6 +130,8 @@ impl Log {
                             merges_1g: get(&f, "dm_merges_1g"),
                             unmapped: get(&f, "dm_unmapped_pages"),
                             tlb_flushes: get(&f, "tlb_flushes"),
+                            cpa_calls: get(&f, "dm_cpa_calls"),
+                            walks: get(&f, "dm_walks"),
                         },
                     );
                 }
@@ -232,6 +234,8 @@ fn module_delta(a: Counters, b: Counters) -> Counters {
         merges_1g: b.merges_1g.wrapping_sub(a.merges_1g),
         unmapped: b.unmapped,
         tlb_flushes: b.tlb_flushes.wrapping_sub(a.tlb_flushes),
+        cpa_calls: b.cpa_calls.wrapping_sub(a.cpa_calls),
+        walks: b.walks.wrapping_sub(a.walks),
     }
 }
 
@@ -370,14 +374,14 @@ pub(crate) fn report(log: &Log, lifetimes: &[Lifetime]) -> String {
              vm_l2_merges={} sim_l2_merges={} vm_l3_merges={} sim_l3_merges={} \
              vm_dm_splits_2m={} sim_dm_splits_2m={} vm_dm_splits_1g={} sim_dm_splits_1g={} \
              vm_dm_merges_2m={} sim_dm_merges_2m={} vm_dm_merges_1g={} sim_dm_merges_1g={} \
-             vm_flushes={} sim_flushes={} vm_4k={} sim_4k={} vm_2m={} sim_2m={} vm_1g={} sim_1g={} agree={}",
+             vm_flushes={} sim_flushes={} vm_cpa_calls={} sim_cpa_calls={} vm_walks={} sim_walks={} vm_4k={} sim_4k={} vm_2m={} sim_2m={} vm_1g={} sim_1g={} agree={}",
             l.lifetime,
             if l.plan_matches { "match" } else { "differs" },
             v.level2_splits, m.level2_splits, v.level3_splits, m.level3_splits,
             v.level2_collapses, m.level2_collapses, v.level3_collapses, m.level3_collapses,
             a.splits_2m, b.splits_2m, a.splits_1g, b.splits_1g,
             a.merges_2m, b.merges_2m, a.merges_1g, b.merges_1g,
-            a.tlb_flushes, b.tlb_flushes,
+            a.tlb_flushes, b.tlb_flushes, a.cpa_calls, b.cpa_calls, a.walks, b.walks,
             l.vm_meminfo.kb_4k, l.sim_meminfo.kb_4k, l.vm_meminfo.kb_2m, l.sim_meminfo.kb_2m,
             l.vm_meminfo.kb_1g, l.sim_meminfo.kb_1g,
             if l.counts_agree() { "yes" } else { "no" },
@@ -387,11 +391,15 @@ pub(crate) fn report(log: &Log, lifetimes: &[Lifetime]) -> String {
     let count = |f: &dyn Fn(&Lifetime) -> bool| lifetimes.iter().filter(|l| f(l)).count();
     let _ = writeln!(
         s,
-        "replaysum policy={p} lifetimes={n} planned={} plans_match={} counts_agree={} flushes_agree={} directmap_agree={}",
+        "replaysum policy={p} lifetimes={n} planned={} plans_match={} counts_agree={} flushes_agree={} work_agree={} directmap_agree={}",
         log.lifetimes,
         count(&|l| l.plan_matches),
         count(&|l| l.counts_agree()),
         count(&|l| l.vm_module.tlb_flushes == l.sim_module.tlb_flushes),
+        count(&|l| {
+            let (v, s) = (l.vm_module, l.sim_module);
+            (v.cpa_calls, v.walks) == (s.cpa_calls, s.walks)
+        }),
         count(&|l| l.vm_meminfo == l.sim_meminfo),
     );
     s
@@ -435,8 +443,9 @@ mod tests {
                 v.level2_splits, v.level3_splits, v.level2_collapses, v.level3_collapses
             );
             *s += &format!(
-                "stats {label} dm_splits_2m={} dm_splits_1g={} dm_merges_2m={} dm_merges_1g={} dm_unmapped_pages={} tlb_flushes={}\n",
-                c.splits_2m, c.splits_1g, c.merges_2m, c.merges_1g, c.unmapped, c.tlb_flushes
+                "stats {label} dm_splits_2m={} dm_splits_1g={} dm_merges_2m={} dm_merges_1g={} dm_unmapped_pages={} tlb_flushes={} dm_cpa_calls={} dm_walks={}\n",
+                c.splits_2m, c.splits_1g, c.merges_2m, c.merges_1g, c.unmapped, c.tlb_flushes,
+                c.cpa_calls, c.walks
             );
         };
         snap(&mut s, "L0", &k, &m);
@@ -471,7 +480,8 @@ mod tests {
                     .all(|l| l.counts_agree() && l.vm_meminfo == l.sim_meminfo),
                 "{policy}"
             );
-            assert!(report(&log, &lts).contains("counts_agree=2 flushes_agree=2 directmap_agree=2"));
+            assert!(report(&log, &lts)
+                .contains("counts_agree=2 flushes_agree=2 work_agree=2 directmap_agree=2"));
             if policy == "coalesce" {
                 assert_eq!(lts[1].sim_meminfo, log.meminfo["L0"]);
             }
