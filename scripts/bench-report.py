@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turn the lines of `make bench` into a report and a picture of the direct map.
 
-usage: bench-report.py [--svg FILE] [--churn LOG]... [--churn-svg FILE] [--replay FILE] [LOG...]
+usage: bench-report.py [--svg FILE] [--churn LOG]... [--churn-svg FILE] [--replay FILE]
+                       [--timing ROUND:LOG]... [LOG...]
 
 Each LOG is what one VM printed (scripts/vm.sh bench): the lines of vm/bench.c
 for one direct-map policy.  The report goes to stdout: per policy the direct
@@ -13,7 +14,10 @@ and of SNP_HOST_CONVERT_RANGE; every policy against `split`; the fault phase
 and the time to touch it against a region holding none; the churn workload
 (issue 12, --churn: one log per policy of vm/bench.c -C): the direct map after
 each guest lifetime, and the simulation's replay of it (--replay: what
-`snp-host-simulate replay` printed); and the goals of issues 5, 9 and 12, each
+`snp-host-simulate replay` printed); the counted work of every conversion path
+per policy and, over the timing rounds (--timing: vm/bench.c -T logs, one VM
+per policy and round), coalesce/split per path as min/median/max
+(scripts/bench_cost.py says how); and the goals of issues 5, 9 and 12, each
 met, not met or n/a.  Rates are from one run on an emulator: read them as
 ratios, never as absolute speeds.
 
@@ -31,6 +35,7 @@ are the churn workload's under coalesce.
 """
 import statistics
 import argparse
+import bench_cost
 import html
 import os
 import re
@@ -102,6 +107,7 @@ class Run:
         self.pool = {}  # label -> {group: {...}}
         self.poolcells = []
         self.rates = []
+        self.work = []
         self.plan = {}
         self.faults = []  # one dict per region of the fault phase, "run" its label
         self.faultprep = {}  # run label -> {...}
@@ -151,6 +157,11 @@ class Run:
             r = kv(fields)
             r["name"] = name
             self.rates.append(r)
+        elif word == "work":
+            name, _, fields = rest.partition(" ")
+            w = kv(fields)
+            w["name"] = name
+            self.work.append(w)
         elif word == "plan":
             self.plan.update(kv(rest))
         elif word in ("fault", "faultprep", "faultrun"):
@@ -294,6 +305,8 @@ def rate_rows(run):
         ("range private (phase 2)", per_second(run.rate("phase2", "range"))),
         ("range shared (phase 4, phase 2's runs)", per_second(run.rate("phase4-runs", "range"))),
         ("2M private, per page (phase 3)", per_second(run.rate("phase3", "page"))),
+        ("2M shared, per page (phase 3 back)", per_second(run.rate("phase3-restore", "page"))),
+        ("2M private, range (phase 3)", per_second(run.rate("phase3", "range"))),
         ("2M shared, range (phase 4)", per_second(run.rate("phase4-2m", "range"))),
     ]
 
@@ -489,7 +502,7 @@ def fault_goal(run):
     return ("MET" if not bad else "NOT MET"), why
 
 
-def goals(runs, out, churns, replay):
+def goals(runs, out, churns, replay, timing):
     out.append("== goals of issues 5, 9 and 12 ==")
     met = total = 0
 
@@ -601,6 +614,11 @@ def goals(runs, out, churns, replay):
     # 6. Issue 12: the churn workload.
     if churns and churn_goals(churns, replay, say):
         failed.append("churn (coalesce)")
+    # 7. Issue 12: coalescing at no extra cost on the range paths.
+    if runs:
+        if bench_cost.cost_goal(runs, say):
+            failed.append("range cost (counted work)")
+        bench_cost.timing_section(runs, timing, [], say)
     out.append(f"  {met} of {total} goals met")
     return failed
 
@@ -918,6 +936,8 @@ def main():
     ap.add_argument("--churn", action="append", default=[], help="a churn log (vm/bench.c -C)")
     ap.add_argument("--churn-svg", help="write DirectMap4k against the churn lifetimes here")
     ap.add_argument("--replay", help="what snp-host-simulate replay printed for the churn logs")
+    ap.add_argument("--timing", action="append", default=[],
+                    help="ROUND:LOG, a timing round's log (vm/bench.c -T)")
     ap.add_argument("logs", nargs="*")
     args = ap.parse_args()
     if not args.logs and not args.churn:
@@ -930,6 +950,10 @@ def main():
         r = Run(path)
         churns[r.policy] = r
     replay = read_replay(args.replay)
+    timing = []
+    for arg in args.timing:
+        rnd, _, path = arg.partition(":")
+        timing.append((int(rnd), Run(path)))
     out = []
     first = next(iter(list(runs.values()) + list(churns.values())))
     p = first.params
@@ -945,12 +969,13 @@ def main():
         out.append("  to shared: the per-page return of phase 2 against phase 4's CONVERT_RANGE"
                    " of the same runs.")
     bad = False
-    for n, r in [(n, r) for n, r in runs.items()] + [(f"churn-{n}", r) for n, r in churns.items()]:
+    for n, r in ([(n, r) for n, r in runs.items()] + [(f"churn-{n}", r) for n, r in churns.items()]
+                 + [(f"time{k}-{r.policy}", r) for k, r in timing]):
         problems = [f"missing {m}" for m in dict.fromkeys(r.missing)]
         problems += [f"error {e}" for e in r.errors]
         if not r.finished:
             problems.append("the workload did not finish")
-        if not r.faults and not n.startswith("churn-"):
+        if not r.faults and not n.startswith(("churn-", "time")):
             problems.append("missing fault phase: no region measured")
         if r.exit not in (0, None) and not r.missing and not r.errors:
             problems.append(f"the workload exited with {r.exit}")
@@ -967,12 +992,16 @@ def main():
         out.append("")
         versus_split(runs, out)
         out.append("")
+        bench_cost.work_section(runs, out)
+        out.append("")
+        bench_cost.timing_section(runs, timing, out, lambda *a: None)
+        out.append("")
         fault_section(runs, out)
     if churns:
         out.append("")
         churn_section(churns, replay, out)
     out.append("")
-    failed = goals(runs, out, churns, replay)
+    failed = goals(runs, out, churns, replay, timing)
     if args.svg:
         svg(runs, args.svg, churns)
         out.append("")
@@ -988,7 +1017,7 @@ def main():
         out.append("")
         out.append(f"FAILED: a goal whose counts are deterministic is not met for"
                    f" {', '.join(failed)} (the fault phase of issue 9, the churn workload under"
-                   " coalesce): this is a bug.")
+                   " coalesce, the range paths' counted work): this is a bug.")
     print("\n".join(out))
     return 1 if bad or failed else 0
 

@@ -2,6 +2,13 @@
 # make bench: the direct-map benchmark of issue 5, with the fault phase of issue 9
 # and the churn workload of issue 12.
 #
+# Then the timing rounds of issue 12: BENCH_ROUNDS rounds (default 5) in which
+# split and coalesce each run the conversion steps alone (vm/bench.c -T) in a
+# fresh VM, the policies alternating (coalesce first in even rounds); the
+# phases run above is round 1.  A fresh VM per run rather than one VM that
+# reloads the module, because split marks the direct map 4K for good
+# (set_memory_4k()), and the next policy would start from its leftovers.
+#
 # Boots a fresh test VM per direct-map policy (snp_host.ko loaded with
 # directmap=<policy>), runs the same seeded workload (vm/bench.c) in each, then
 # one more fresh VM per policy for the churn workload (vm/bench.c -C: guest
@@ -10,6 +17,7 @@
 # writes to build/bench/:
 #   <policy>.log        the workload's lines (vm/bench.c says what they mean)
 #   churn-<policy>.log  the churn workload's lines
+#   time<r>-<policy>.log a timing round's lines
 #   replay.txt          the simulation's replay of the churn runs, against their counts
 #   report.txt          the report, also printed (scripts/bench-report.py)
 #   directmap.svg       the direct map per policy and phase, from the page-table dump,
@@ -23,6 +31,7 @@
 #                 (-F,<regions>,-R,<runs> size the fault phase: 32 regions x 5 runs)
 # BENCH_WORKLOADS which to run: "phases churn" (default), "phases" or "churn"
 # BENCH_LIFETIMES lifetimes of the churn workload (default 20)
+# BENCH_ROUNDS    timing rounds, counting the phases run (default 5; 1: none more)
 # VM_TIMEOUT      seconds each VM may take (default 300, see scripts/vm.sh; 900 for churn)
 # BENCH_NO_KVM    set: skip the KVM workload (scripts/kvm-bench.sh says what it runs)
 #
@@ -39,8 +48,9 @@ policies=${BENCH_POLICIES:-split perpage coalesce}
 seed=${BENCH_SEED:-1}
 workloads=${BENCH_WORKLOADS:-phases churn}
 lifetimes=${BENCH_LIFETIMES:-20}
-case "$lifetimes" in
-'' | *[!0-9]*) die "BENCH_LIFETIMES must be a number" ;;
+rounds=${BENCH_ROUNDS:-5}
+case "$lifetimes$rounds" in
+'' | *[!0-9]*) die "BENCH_LIFETIMES and BENCH_ROUNDS must be numbers" ;;
 esac
 
 # `make bench` builds first; run on its own, this script does it.
@@ -71,6 +81,20 @@ for p in $policies; do
 	bench_vm "$p" "$p" "$out/$p.log" "-s,$seed${BENCH_ARGS:+,$BENCH_ARGS}"
 	logs+=("$out/$p.log")
 done
+timing=()
+case " $workloads $policies " in
+*" phases "*" split "*" coalesce "* | *" phases "*" coalesce "*" split "*)
+	for r in $(seq 2 "$rounds"); do
+		order="split coalesce"
+		[ $((r % 2)) -eq 0 ] && order="coalesce split"
+		for p in $order; do
+			bench_vm "time$r-$p" "$p" "$out/time$r-$p.log" \
+				"-s,$seed,-T${BENCH_ARGS:+,$BENCH_ARGS}"
+			timing+=(--timing "$r:$out/time$r-$p.log")
+		done
+	done
+	;;
+esac
 for p in $policies; do
 	case " $workloads " in *" churn "*) ;; *) break ;; esac
 	[ "$lifetimes" -gt 0 ] || break
@@ -94,7 +118,8 @@ if [ ${#churn_logs[@]} -gt 0 ]; then
 	done
 fi
 
-python3 "$top/scripts/bench-report.py" --svg "$out/directmap.svg" "${report[@]}" "${logs[@]}" |
+python3 "$top/scripts/bench-report.py" --svg "$out/directmap.svg" "${report[@]}" \
+	"${timing[@]}" "${logs[@]}" |
 	tee "$out/report.txt" || rc=1
 
 # The KVM workload (issue 10): its own VM, report and goals (scripts/kvm-bench.sh).

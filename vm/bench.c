@@ -21,8 +21,16 @@
  * fault_phase()): stores to every shared page of a region holding one
  * private 4K page, counted and timed against a region holding none.
  *
+ * Phase 3 also runs twice, as phase 2 does: per-page ioctls, back per page,
+ * then SNP_HOST_CONVERT_RANGE, so that every path is measured at 4K and 2M.
+ * Around each conversion step it prints the module's counted work (a "work"
+ * line: CPA calls, page-table walks, TLB flushes, splits and merges), which is
+ * deterministic where the timing is not.
+ *
  * With -C <lifetimes> it runs the churn workload of issue 12 instead (see
- * run_churn()): many guest lifetimes, each on a freshly allocated pool.
+ * run_churn()): many guest lifetimes, each on a freshly allocated pool.  With
+ * -T it runs only the conversion steps (rate and work lines; no snapshots,
+ * no fault phase), for the timing rounds of `make bench`.
  *
  * Before the workload and after each step it records the kernel's own view
  * of the direct map (/proc/meminfo, /proc/vmstat, the page-table dump in
@@ -85,11 +93,24 @@ static const char * const stat_names[] = {
 	/* issue 5: the first six reserved words */
 	"dm_splits_2m", "dm_splits_1g", "dm_merges_2m", "dm_merges_1g",
 	"dm_unmapped_pages", "tlb_flushes",
+	/* issue 12: the last two */
+	"dm_cpa_calls", "dm_walks",
 };
+
+#define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
+static_assert(ARRAY_SIZE(stat_names) == STATS_WORDS, "one name per word of struct snp_host_stats");
 
 #define STAT_PRIVATE_4K		0
 #define STAT_PRIVATE_2M		1
 #define STAT_FIRST_DM		8
+#define STAT_UNMAPPED		12
+
+/*
+ * Base pages per batch of a range conversion (BATCH_PAGES in
+ * snp_host/convert.rs): a range of 4K pages is converted 4096 at a time, of 2M
+ * pages 8 at a time; each per-page ioctl is a batch of its own.
+ */
+#define BATCH_PAGES		4096UL
 
 static const char * const policy_names[] = { "none", "split", "perpage", "coalesce" };
 
@@ -167,6 +188,7 @@ static unsigned char *page_private;
 static char *class_before;		/* cell class of each region before the workload */
 static bool have_range, have_policy, have_dmfs = true;
 static bool churning;			/* the churn workload: no fixed pool */
+static bool timing_only;		/* -T: conversion steps only */
 static unsigned int status_flags;	/* snp_host_status.flags */
 static int status;
 
@@ -313,10 +335,14 @@ static void convert_range(const struct run *run, int level, bool to_private)
 static void convert(const char *name, const struct run *runs, unsigned long nruns, int level,
 		    bool to_private, bool range)
 {
-	unsigned long long t0, t1, conversions = 0, calls = 0;
+	unsigned long long t0, t1, conversions = 0, calls = 0, batches = 0;
+	unsigned long per_batch = level ? BATCH_PAGES / PAGES_PER_2M : BATCH_PAGES;
+	__u64 a[STATS_WORDS], b[STATS_WORDS];
 	unsigned long i;
 
 	range = range && have_range;
+	if (have_policy && ioctl(dev, SNP_HOST_GET_STATS, a))
+		fatal("SNP_HOST_GET_STATS failed");
 	t0 = now_ns();
 	for (i = 0; i < nruns; i++) {
 		if (range)
@@ -325,11 +351,28 @@ static void convert(const char *name, const struct run *runs, unsigned long nrun
 			convert_pages(&runs[i], level, to_private);
 		conversions += runs[i].count;
 		calls += range ? 1 : runs[i].count;
+		batches += range ? (runs[i].count + per_batch - 1) / per_batch : runs[i].count;
 	}
 	t1 = now_ns();
 	printf("rate %s path=%s level=%d dir=%s conversions=%llu calls=%llu ns=%llu\n", name,
 	       range ? "range" : "page", level, to_private ? "private" : "shared",
 	       conversions, calls, t1 - t0);
+	if (have_policy) {
+		if (ioctl(dev, SNP_HOST_GET_STATS, b))
+			fatal("SNP_HOST_GET_STATS failed");
+		/* Counter changes over the step; unmapped as the pages it changed. */
+		printf("work %s path=%s level=%d dir=%s conversions=%llu pages=%llu batches=%llu",
+		       name, range ? "range" : "page", level, to_private ? "private" : "shared",
+		       conversions, conversions * (level ? PAGES_PER_2M : 1), batches);
+		for (i = STAT_FIRST_DM; i < STATS_WORDS; i++) {
+			if (i == STAT_UNMAPPED)
+				printf(" unmapped=%lld", (long long)(b[i] - a[i]));
+			else
+				printf(" %s=%llu", stat_names[i],
+				       (unsigned long long)(b[i] - a[i]));
+		}
+		printf("\n");
+	}
 	fflush(stdout);
 }
 
@@ -394,7 +437,7 @@ static void snap_vmstat(const char *label)
 static void snap_stats(const char *label)
 {
 	__u64 words[STATS_WORDS];
-	size_t i, n = have_policy ? STAT_FIRST_DM + 6 : STAT_FIRST_DM;
+	size_t i, n = have_policy ? STATS_WORDS : STAT_FIRST_DM;
 
 	if (ioctl(dev, SNP_HOST_GET_STATS, words))
 		fatal("SNP_HOST_GET_STATS failed");
@@ -677,6 +720,8 @@ static void snap_dmfs(const char *label)
 
 static void snapshot(const char *label)
 {
+	if (timing_only)
+		return;
 	snap_meminfo(label);
 	snap_vmstat(label);
 	snap_stats(label);
@@ -1434,7 +1479,7 @@ static void check_all_shared(void)
 static void bad_usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s [-p policy] [-s seed] [-m pool MiB] [-f phase-2 %%] [-r max run] [-k kept regions] [-F fault-phase regions] [-R fault-phase runs] [-C churn lifetimes]\n",
+		"usage: %s [-p policy] [-s seed] [-m pool MiB] [-f phase-2 %%] [-r max run] [-k kept regions] [-F fault-phase regions] [-R fault-phase runs] [-C churn lifetimes] [-T]\n",
 		argv0);
 	exit(2);
 }
@@ -1457,7 +1502,7 @@ int main(int argc, char **argv)
 	unsigned long n1, n2, n3, i;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:s:m:f:r:k:F:R:C:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:s:m:f:r:k:F:R:C:T")) != -1) {
 		switch (opt) {
 		case 'p':
 			o.policy = optarg;
@@ -1485,6 +1530,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			o.lifetimes = number(optarg, argv[0]);
+			break;
+		case 'T':
+			timing_only = true;
 			break;
 		default:
 			bad_usage(argv[0]);
@@ -1544,6 +1592,8 @@ int main(int argc, char **argv)
 
 	p3 = plan_phase3(&n3);
 	convert("phase3", p3, n3, 1, true, false);
+	convert("phase3-restore", p3, n3, 1, false, false);
+	convert("phase3", p3, n3, 1, true, true);
 	snapshot("phase3");
 
 	/* Phase 2's runs first, timed apart: the same pages as the per-page restore. */
@@ -1556,7 +1606,8 @@ int main(int argc, char **argv)
 	 * After phase 4's snapshot, so that nothing it does shows in phases
 	 * 1-4; its own pages are shared again when it returns.
 	 */
-	fault_phase(o.fault_regions, o.fault_runs);
+	if (!timing_only)
+		fault_phase(o.fault_regions, o.fault_runs);
 
 	for (i = 0; i < nregions; i++)
 		if (region_private[i] || region_huge[i])
