@@ -118,14 +118,14 @@ impl DirectMap {
     /// Writes one line per region: `0x<first pfn> <4K|2M|1G> private=<n>`.
     pub(crate) fn write_regions(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let regions = self.regions.lock();
-        for (&head, tracked) in regions.iter() {
+        for (&head, t) in regions.iter() {
             let size = match dm::level_of(head) {
                 Some(Level::Size4K) => "4K",
                 Some(Level::Size2M) => "2M",
                 Some(Level::Size1G) => "1G",
                 None => "none",
             };
-            writeln!(f, "{:#x} {} private={}", head, size, tracked.region.private())?;
+            writeln!(f, "{:#x} {} private={}", head, size, t.region.private())?;
         }
         Ok(())
     }
@@ -474,10 +474,12 @@ impl Batch<'_> {
 
     /// Merges every region the batch emptied, with one TLB flush in all.
     fn merge(&mut self) {
-        let merge = core::mem::take(&mut self.merge);
+        let mut merge = core::mem::take(&mut self.merge);
         if merge.is_empty() {
             return;
         }
+        // Regions of one 1G block next to each other: one walk tells of the block.
+        merge.sort_unstable();
         cpa();
         // SAFETY: The model asks to merge only regions that were large mappings
         // before the module changed pages in them (`Release::merge`).
@@ -496,16 +498,24 @@ impl Batch<'_> {
             return;
         }
         COUNTERS.tlb_flushes.add(1);
-        // Which regions the kernel merged, and how far, only a walk can tell.
+        // Which regions the kernel merged, and how far, only a walk can tell; but
+        // a 2M leaf changes only if its 1G block merged, which a walk of any
+        // region of the block tells.
         let mut changed: KVVec<(u64, Level, Level)> = KVVec::new();
+        let mut block: Option<(u64, Level)> = None;
         for &head in merge.iter() {
             let was = self.regions.get(&head).map_or(Level::Size4K, |t| t.leaf);
-            if let Some(now) = walk_level(head) {
+            let here = Level::Size1G.region_start(head);
+            let now = match block.filter(|&(b, _)| b == here) {
+                Some((_, Level::Size1G)) => Some(Level::Size1G),
+                Some(_) if was >= Level::Size2M => Some(was),
+                _ => walk_level(head).inspect(|&now| block = Some((here, now))),
+            };
+            if let Some(now) = now {
                 let _ = changed.push((head, was, now), GFP_KERNEL);
             }
         }
         // Regions of one 1G block merged into it once: count per block.
-        changed.sort_unstable_by_key(|&(head, _, _)| head);
         count_regions(&mut self.regions, changed.iter().copied());
         for &(head, _, now) in changed.iter() {
             forget_if_settled(&mut self.regions, head, Some(now));
@@ -554,7 +564,8 @@ fn forget_if_settled(regions: &mut RBTree<u64, Tracked>, head: u64, now: Option<
         return;
     }
     let origin = t.region.origin();
-    if now.or_else(|| t.leaf_now(head)).is_some_and(|now| now >= origin) {
+    let now = now.or_else(|| t.leaf_now(head));
+    if now.is_some_and(|now| now >= origin) {
         regions.remove(&head);
     }
 }

@@ -292,6 +292,7 @@ impl Batch<'_> {
         if l.merge.is_empty() {
             return;
         }
+        l.merge.sort_unstable();
         self.m.counters.cpa_calls += 1;
         let made = self.k.collapse(&l.merge);
         if made == 0 {
@@ -302,14 +303,22 @@ impl Batch<'_> {
         }
         self.m.counters.tlb_flushes += 1;
         l.changed.clear();
+        // One walk per 1G block for its 2M leaves, as the module does.
+        let mut block: Option<(u64, Level)> = None;
         for head in l.merge.drain(..) {
             let cell = (head / 512) as usize;
             let was = self.m.regions[cell].map_or(Level::Size4K, |t| t.leaf);
-            if let Some(now) = walk(self.k, &mut self.m.counters, head) {
+            let here = Level::Size1G.region_start(head);
+            let now = match block.filter(|&(b, _)| b == here) {
+                Some((_, Level::Size1G)) => Some(Level::Size1G),
+                Some(_) if was >= Level::Size2M => Some(was),
+                _ => walk(self.k, &mut self.m.counters, head)
+                    .inspect(|&now| block = Some((here, now))),
+            };
+            if let Some(now) = now {
                 l.changed.push((head, was, now));
             }
         }
-        l.changed.sort_unstable_by_key(|&(head, _, _)| head);
         count_regions(self.m, &l.changed);
         for &(head, _, now) in &l.changed {
             forget_if_settled(self.m, self.k, head, Some(now));
