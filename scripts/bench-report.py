@@ -769,6 +769,7 @@ def churn_goals(churns, replay, say):
             ok &= agree
             why.append(f"{n}: {x.get('counts_agree')} of {x.get('planned')} lifetimes agree"
                        f" (placements {x.get('plans_match')}, flushes {x.get('flushes_agree')},"
+                       f" CPA calls and walks {x.get('work_agree', 'n/a')},"
                        f" DirectMap {x.get('directmap_agree')})")
         say(name, "MET" if ok else "NOT MET", why)
     return failed
