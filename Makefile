@@ -14,10 +14,13 @@ KMAKE := bash $(top)/scripts/kmake.sh
 # DEBUG=1 selects the lockdep/DEBUG_VM/KFENCE kernel (kconfig/debug.config).
 DEBUG ?= 0
 export DEBUG
+# INTREE=1 selects the kernel with the driver built in (make check-intree).
+INTREE ?= 0
+export INTREE
 
 ifeq ($(origin KDIR),undefined)
 # $(shell) does not see exported variables (make 4.3): pass DEBUG explicitly.
-KDIR := $(shell DEBUG=$(DEBUG) bash $(top)/scripts/kernel.sh dir)
+KDIR := $(shell DEBUG=$(DEBUG) INTREE=$(INTREE) bash $(top)/scripts/kernel.sh dir)
 OWN_KERNEL := 1
 endif
 # The scripts (vm.sh, rustfmt-check.sh) use the same tree as the build.
