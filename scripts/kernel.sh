@@ -5,6 +5,8 @@
 #   kernel.sh build   build it unless the cache already holds it; print the directory
 #   kernel.sh fetch   download the source tarball only
 #   kernel.sh purge   drop every cached kernel (downloaded source and tools stay)
+#   kernel.sh copy-driver <tree>  copy the driver into a kernel tree that has the
+#                     series applied (for a distribution kernel with it built in)
 #
 # The cache key covers the kernel version, the config fragments and the patch
 # series, so editing module code never rebuilds the kernel, and editing any of
@@ -305,9 +307,10 @@ case "${1:-}" in
 dir) kdir ;;
 build) build ;;
 fetch) fetch_source ;;
+copy-driver) copy_driver "${2:?usage: $0 copy-driver <kernel tree>}" ;;
 purge)
 	note "removing $SNP_HOST_CACHE/kernel"
 	rm -rf "$SNP_HOST_CACHE/kernel"
 	;;
-*) die "usage: $0 dir|build|purge" ;;
+*) die "usage: $0 dir|build|fetch|purge|copy-driver <tree>" ;;
 esac
