@@ -84,7 +84,7 @@ TEST(backend_parameter)
 	arg = strstr(cmdline, key);
 	if (arg && snp_builtin()) {
 		arg += strlen(key);
-		snprintf(want, sizeof(want), "%.*s\n", (int)strcspn(arg, " \n"), arg);
+		snprintf(want, sizeof(want), "%.*s\n", (int)strcspn(arg, "\n "), arg);
 	}
 	free(cmdline);
 	EXPECT_STREQ(want, val);
