@@ -9,8 +9,8 @@
 #                     series applied (for a distribution kernel with it built in)
 #
 # The cache key covers the kernel version, the config fragments and the patch
-# series, so editing module code never rebuilds the kernel, and editing any of
-# those always does.  DEBUG=1 adds kconfig/debug.config (lockdep, DEBUG_VM, KFENCE).
+# series, so editing module code never rebuilds the kernel (INTREE=1 aside,
+# below), and editing any of those always does.  DEBUG=1 adds kconfig/debug.config (lockdep, DEBUG_VM, KFENCE).
 #
 # INTREE=1 is the in-tree variant (make check-intree): the driver's sources
 # are copied into the tree, to drivers/virt/coco/snp-host/ where patch 0030
