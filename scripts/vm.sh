@@ -54,14 +54,22 @@ VM_CPU=${VM_CPU:-EPYC,+svm,+npt}
 kernel=$kdir/arch/x86/boot/bzImage
 module=${MODULE:-$top/build/module/snp_host/snp_host.ko}
 [ -f "$kernel" ] || die "no kernel at $kernel (run: make kernel)"
-[ -f "$module" ] || die "no module at $module (run: make)"
+# The in-tree kernel (make check-intree) has the driver built in: nothing to
+# load, and /init is told so; the rest of the VM is the same.
+builtin=0
+grep -qx CONFIG_SNP_HOST=y "$kdir/.config" 2>/dev/null && builtin=1
+case "$builtin$mode" in
+0*) [ -f "$module" ] || die "no module at $module (run: make)" ;;
+1check | 1shell) module= ;;
+*) die "vm.sh $mode needs snp_host.ko; $kdir has it built in (use make check-intree)" ;;
+esac
 busybox=$(command -v busybox) || die "busybox-static is not installed (run: make deps)"
 
 # Assemble the initramfs.
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules,tests,extra,kvm}
 cp "$busybox" "$root/bin/busybox"
-cp "$module" "$root/lib/modules/"
+[ -z "$module" ] || cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
 [ -x "$out/demo" ] && cp "$out/demo" "$root/bin/snp_host_demo"
 # snp-host (make tool): the operator's tool for run and shell, and its test.
@@ -124,6 +132,11 @@ if [ "$mode" = bench ]; then
 fi
 if [ "$mode" = kvmbench ]; then
 	append+=" nokaslr kvmtest=$kvm_test kvmruns=$kvm_runs kvmpolicies=$kvm_policies"
+fi
+# Built in, parameters come from the command line: module_test checks that
+# backend= arrives (emulated is what auto picks under TCG anyway).
+if [ "$builtin" = 1 ]; then
+	append+=" snpbuiltin=1 snp_host.backend=emulated"
 fi
 
 if [ "$mode" = shell ]; then
