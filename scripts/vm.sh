@@ -12,6 +12,10 @@
 #                 (default build/bench/bench) with BENCH_ARGS (comma-separated options);
 #                 prints its lines.  It lives in build/bench/vm-$BENCH_POLICY, apart
 #                 from build/vm, so a bench and a check do not share an initramfs.
+#   vm.sh stress  `make stress`: build/vm/stress with STRESS_OPS (default 100000),
+#                 STRESS_SEED, STRESS_INJECT, next to a KVM guest; ends with the line
+#                 "stress: N operations, N mismatches, N splats, N pages lost", the
+#                 splats counted in the whole kernel log (VM_TIMEOUT default 3600).
 #
 # The guest's console (kernel log) goes to build/vm/console.log; its results
 # come back on a second serial port to build/vm/results.log.  A guest that does
@@ -19,7 +23,7 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-mode=${1:?usage: vm.sh run|check|shell|bench}
+mode=${1:?usage: vm.sh run|check|shell|bench|stress}
 kdir=${KDIR:-$(bash "$top/scripts/kernel.sh" dir)}
 out=$top/build/vm
 if [ "$mode" = bench ]; then
@@ -31,6 +35,14 @@ if [ "$mode" = bench ]; then
 	esac
 	[ -x "$bench_bin" ] || die "no bench program at $bench_bin (run: make bench)"
 	out=$top/build/bench/vm-$bench_policy
+fi
+if [ "$mode" = stress ]; then
+	stress_args="${STRESS_OPS:-100000},${STRESS_SEED:-},${STRESS_INJECT:-}"
+	case "$stress_args" in
+	*[!0-9,]*) die "STRESS_OPS, STRESS_SEED and STRESS_INJECT must be numbers" ;;
+	esac
+	out=$top/build/stress
+	VM_TIMEOUT=${VM_TIMEOUT:-3600}
 fi
 root=$out/root
 VM_TIMEOUT=${VM_TIMEOUT:-300}
@@ -50,12 +62,18 @@ cp "$busybox" "$root/bin/busybox"
 cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
 [ -x "$out/demo" ] && cp "$out/demo" "$root/bin/snp_host_demo"
+[ -x "$top/build/vm/stress" ] && cp "$top/build/vm/stress" "$root/bin/snp_host_stress"
 if [ "$mode" = bench ]; then
 	cp "$bench_bin" "$root/bin/snp_host_bench"
 fi
 chmod +x "$root/init"
 find "$top/build/selftests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/tests/" \; 2>/dev/null || true
 # The KVM selftests keep their paths (x86/...), as vm/kvm-tests names them.
+if [ "$mode" = stress ]; then
+	mkdir -p "$root/kvm/x86"
+	cp "$top/build/kvm/x86/private_mem_conversions_test" "$root/kvm/x86/" ||
+		die "no KVM selftest to run next to the stress (run: make kvm-selftests)"
+fi
 if [ "$mode" = check ] && [ -x "$out/kvm_check" ]; then
 	cp "$out/kvm_check" "$root/bin/kvm_check"
 	[ -x "$out/kvm_busy" ] && cp "$out/kvm_busy" "$root/bin/kvm_busy"
@@ -81,6 +99,8 @@ if [ "$mode" = bench ]; then
 	# policy starts from the same direct map and the pool lands alike.
 	append+=" nokaslr benchpolicy=$bench_policy benchargs=$bench_args"
 fi
+[ "$mode" = stress ] && append+=" stressargs=$stress_args"
+
 
 if [ "$mode" = shell ]; then
 	exec "${qemu[@]}" -nographic -append "$append"
@@ -132,5 +152,22 @@ bench)
 	fi
 	sed '/^=== end$/d' "$out/results.log"
 	exit "${bench_rc:-0}"
+	;;
+stress)
+	sed '/^=== end$/d' "$out/results.log"
+	line=$(grep -E '^stress: [0-9]+ operations, ' "$out/results.log" | tail -n 1) || true
+	if [ -z "$line" ] || ! grep -q '^=== end$' "$out/results.log"; then
+		echo "error: the stress run did not finish (qemu exit $rc); console:" >&2
+		tail -n 40 "$out/console.log" >&2
+		exit 1
+	fi
+	# The guest counted splats from its own start; the host counts the whole log.
+	host=$(python3 "$top/scripts/tap-summary.py" --count-splats "$out/console.log")
+	read -r ops mism guest lost < <(echo "$line" | tr -cs '0-9' ' ')
+	splats=$((host > guest ? host : guest))
+	python3 "$top/scripts/tap-summary.py" --splats "$out/console.log" >&2 || true
+	echo "stress: $ops operations, $mism mismatches, $splats splats, $lost pages lost"
+	grep -q '^rmmod ok$' "$out/results.log" || { echo "error: rmmod snp_host failed" >&2; exit 1; }
+	[ "$mism" = 0 ] && [ "$splats" = 0 ] && [ "$lost" = 0 ]
 	;;
 esac

@@ -956,7 +956,7 @@ static void op_range(struct thread_ctx *t, bool huge, bool to_private)
 			 n, err_name(got), (unsigned long long)done);
 		return;
 	}
-	if (huge && to_private && got == EINVAL && want == 0 && done < want_done &&
+	if (huge && to_private && got == EINVAL && done < want_done &&
 	    chunk_split(t, r, (int)(first + done), got)) {
 		range_apply(r, huge, to_private, first, done, slot, asid, gpa);
 		return;
@@ -1149,6 +1149,8 @@ static int fork_child(struct thread_ctx *t, int ready)
 					      err_name(ret), p.assigned);
 		if (store_byte(a, (char)~v))
 			bad += child_mismatch(pr, "a store to its copy %p took SIGBUS", a);
+		else
+			r->pg[i].val = (__u8)~v;	/* the child's model of its copy */
 		/* Some become private and stay so: the exit must return them. */
 		if (k % 3 == 0) {
 			ret = -ioctl_page(fd, SNP_HOST_MAKE_PRIVATE, a - DATA_OFF,
