@@ -163,7 +163,7 @@ stress)
 	fi
 	# The guest counted splats from its own start; the host counts the whole log.
 	host=$(python3 "$top/scripts/tap-summary.py" --count-splats "$out/console.log")
-	read -r ops mism guest lost < <(echo "$line" | tr -cs '0-9' ' ')
+	read -r ops mism guest lost <<<"$(echo "$line" | tr -cs '0-9' ' ')"
 	splats=$((host > guest ? host : guest))
 	python3 "$top/scripts/tap-summary.py" --splats "$out/console.log" >&2 || true
 	echo "stress: $ops operations, $mism mismatches, $splats splats, $lost pages lost"

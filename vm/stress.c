@@ -73,7 +73,7 @@
 #define MAX_THREADS		8
 #define MAX_PROCS		8
 #define N4K			64	/* pages of the 4K run of a thread */
-#define NTHP			2	/* 2M pages of the THP area of a thread */
+#define NTHP			4	/* 2M pages of the THP area of a thread */
 #define DATA_OFF		0x80	/* the byte of each page the model tracks */
 #define MAX_RANGE		48	/* 4K pages of a random range at most */
 #define FORK_SAMPLE		24	/* pages a fork's child checks */
@@ -137,7 +137,7 @@ static const char * const op_name[NR_OPS] = {
 
 /* Relative weights of the random operations. */
 static const int op_weight[NR_OPS] = {
-	160, 150, 60, 120, 100, 35, 35, 20, 60, 60, 12, 12, 6, 4, 3, 3, 1,
+	160, 150, 60, 110, 120, 35, 35, 20, 50, 60, 12, 12, 6, 4, 3, 3, 1,
 };
 
 struct thread_ctx;
@@ -164,10 +164,12 @@ struct result {
 	long long children;	/* fork children and victims checked */
 	long long killed;	/* victims killed mid-range */
 	long long per_op[NR_OPS];
+	long long per_op_ok[NR_OPS];	/* of those: succeeded (store: no SIGBUS) */
 };
 
 struct kvm_result {
 	long long runs, passed, skipped, failed;
+	double seconds;
 	int stop;
 };
 
@@ -178,6 +180,7 @@ struct thread_ctx {
 	long long opno;
 	long long ops;
 	enum op cur;
+	bool ok;		/* the last operation succeeded (see per_op_ok) */
 	bool stopped;		/* diverged: this thread stops */
 	struct region reg[R_KINDS];
 	struct result *res;
@@ -584,12 +587,23 @@ static struct region *pick_region(struct thread_ctx *t, bool huge_only)
 }
 
 /*
+ * Pages where the random 4K operations start: in a THP area only the first
+ * half, so that the other half stays free for 2M pages (4K pages private
+ * in every chunk would refuse every 2M conversion); a scan for a page of
+ * the wanted kind, and a range, may go on into the other half.
+ */
+static size_t mixed_pages(struct region *r)
+{
+	return r->kind == R_THP ? r->npages / 2 : r->npages;
+}
+
+/*
  * A page of @r, biased (@bias of 100) towards one that is private (@priv)
  * or shared (!@priv), so that conversions both succeed and are refused.
  */
 static size_t pick_page(struct thread_ctx *t, struct region *r, bool priv, int bias)
 {
-	size_t i = rnd(t, r->npages), k;
+	size_t i = rnd(t, mixed_pages(r)), k;
 
 	if ((int)rnd(t, 100) >= bias)
 		return i;
@@ -653,6 +667,7 @@ static void lookup_page(struct thread_ctx *t, struct region *r, size_t i, int fd
 		return;
 	}
 	check_lookup(t, r, i, &p);
+	t->ok = p.assigned;
 }
 
 static void op_lookup(struct thread_ctx *t)
@@ -665,7 +680,7 @@ static void op_lookup(struct thread_ctx *t)
 static void op_store(struct thread_ctx *t)
 {
 	struct region *r = pick_region(t, false);
-	size_t i = pick_page(t, r, false, 30);
+	size_t i = rnd(t, 3) ? rnd(t, r->npages) : pick_page(t, r, false, 100);
 	char *page = r->base + i * SZ_4K;
 	char v = (char)rnd(t, 256), now;
 	bool faults = store_faults(r, i), anywhere = rnd(t, 4) == 0;
@@ -689,6 +704,7 @@ static void op_store(struct thread_ctx *t)
 		mismatch(t, "a store to %p took SIGBUS; the page is shared", page);
 	else if (got == 0 && !anywhere)
 		r->pg[i].val = (__u8)v;
+	t->ok = !got;
 	if (got && !load_byte(page + DATA_OFF, &now) && (__u8)now != r->pg[i].val)
 		mismatch(t, "%p holds %#x after a refused store, %#x before", page,
 			 (__u8)now, r->pg[i].val);
@@ -703,7 +719,8 @@ static void op_load(struct thread_ctx *t)
 
 	if (page_uncertain(r, i))
 		return;
-	if (load_byte(addr, &v))
+	t->ok = !load_byte(addr, &v);
+	if (!t->ok)
 		mismatch(t, "a load from %p took SIGBUS", addr);
 	else if ((__u8)v != r->pg[i].val)
 		mismatch(t, "%p holds %#x, the model says %#x (%s)", addr, (__u8)v,
@@ -725,6 +742,7 @@ static void op_priv4k(struct thread_ctx *t)
 	got = -ioctl_page(t->proc->fds[slot], SNP_HOST_MAKE_PRIVATE, r->base + i * SZ_4K,
 			  gpa, asid, SNP_HOST_LEVEL_4K, &p);
 	if (got == want) {
+		t->ok = !got;
 		if (!got)
 			set_private(r, i, slot, asid, gpa, p.pfn);
 		return;
@@ -763,6 +781,7 @@ static void op_shared4k(struct thread_ctx *t)
 	got = -ioctl_page(t->proc->fds[slot], SNP_HOST_MAKE_SHARED, r->base + i * SZ_4K, 0, 0,
 			  SNP_HOST_LEVEL_4K, &p);
 	if (got == want) {
+		t->ok = !got;
 		if (!got)
 			set_shared(r, i);
 		return;
@@ -771,6 +790,26 @@ static void op_shared4k(struct thread_ctx *t)
 		return;
 	mismatch(t, "MAKE_SHARED %p through file %d (state %d, file %d): %s, expected %s",
 		 r->base + i * SZ_4K, slot, m->state, m->slot, err_name(got), err_name(want));
+}
+
+/*
+ * A 2M page of @r, biased towards one that is free to become private
+ * (@priv false) or private at 2M (@priv true), so that 2M conversions do
+ * not starve once 4K pages are private in every chunk.
+ */
+static int pick_chunk(struct thread_ctx *t, struct region *r, bool priv)
+{
+	int c = (int)rnd(t, r->nch), k;
+
+	if (rnd(t, 4) == 0)
+		return c;
+	for (k = 0; k < r->nch; k++) {
+		struct chunk *ch = &r->ch[(c + k) % r->nch];
+
+		if (priv ? ch->priv : !ch->priv && !ch->n4k && ch->huge)
+			return (c + k) % r->nch;
+	}
+	return c;
 }
 
 /* What converting chunk @c of @r at 2M must give: EBUSY, EINVAL or 0. */
@@ -798,7 +837,7 @@ static bool chunk_split(struct thread_ctx *t, struct region *r, int c, int got)
 static void op_priv2m(struct thread_ctx *t)
 {
 	struct region *r = pick_region(t, true);
-	int c = (int)rnd(t, r->nch), slot = pick_slot(t), want, got;
+	int slot = pick_slot(t), want, got, c = pick_chunk(t, r, false);
 	__u32 asid = pick_asid(t);
 	__u64 gpa = pick_gpa(t, SZ_2M);
 	struct snp_host_page p;
@@ -815,6 +854,7 @@ static void op_priv2m(struct thread_ctx *t)
 		want = 0;
 	}
 	if (got == want) {
+		t->ok = !got;
 		if (!got)
 			r->ch[c] = (struct chunk){ .huge = true, .priv = true, .slot = slot,
 						   .asid = asid, .gpa = gpa, .pfn = p.pfn };
@@ -830,7 +870,7 @@ static void op_priv2m(struct thread_ctx *t)
 static void op_shared2m(struct thread_ctx *t)
 {
 	struct region *r = pick_region(t, true);
-	int c = (int)rnd(t, r->nch), slot, want, got;
+	int slot, want, got, c = pick_chunk(t, r, true);
 	struct snp_host_page p;
 
 	if (!r->npages || chunk_uncertain(r, c))
@@ -840,6 +880,7 @@ static void op_shared2m(struct thread_ctx *t)
 	got = -ioctl_page(t->proc->fds[slot], SNP_HOST_MAKE_SHARED, r->base + c * SZ_2M, 0, 0,
 			  SNP_HOST_LEVEL_2M, &p);
 	if (got == want) {
+		t->ok = !got;
 		if (!got)
 			r->ch[c].priv = false;
 		return;
@@ -855,7 +896,7 @@ static void op_shared2m(struct thread_ctx *t)
 static void op_psmash(struct thread_ctx *t)
 {
 	struct region *r = pick_region(t, true);
-	int c = (int)rnd(t, r->nch), slot, want, got;
+	int slot, want, got, c = pick_chunk(t, r, true);
 	struct chunk *ch = &r->ch[c];
 	struct snp_host_page p;
 	size_t i;
@@ -866,6 +907,7 @@ static void op_psmash(struct thread_ctx *t)
 	want = ch->priv && ch->slot == slot ? 0 : ENOENT;
 	got = -ioctl_page(t->proc->fds[slot], SNP_HOST_PSMASH, r->base + c * SZ_2M, 0, 0, 0, &p);
 	if (got == want) {
+		t->ok = !got;
 		if (got)
 			return;
 		if (ch->pfn && p.pfn != ch->pfn)
@@ -915,11 +957,22 @@ static void op_range(struct thread_ctx *t, bool huge, bool to_private)
 	if (!r->npages)
 		return;
 	if (huge) {
-		first = rnd(t, units);
+		first = (size_t)pick_chunk(t, r, !to_private);
 		n = 1 + rnd(t, units - first);
+	} else if (!to_private && rnd(t, 4)) {
+		/*
+		 * Mostly a run the model holds private through one file, so that
+		 * ranges back succeed as well as stop at ENOENT (one page more).
+		 */
+		first = pick_page(t, r, true, 100);
+		for (n = 1; first + n < units && n < PAGES_PER_2M &&
+		     r->pg[first + n].state == P_PRIV &&
+		     r->pg[first + n].slot == r->pg[first].slot; n++)
+			;
+		if (first + n < units && rnd(t, 4) == 0)
+			n++;
 	} else {
-		/* Often the run of an earlier range, so that both ways succeed. */
-		first = rnd(t, units);
+		first = rnd(t, mixed_pages(r));
 		n = 1 + rnd(t, units - first < MAX_RANGE ? units - first : MAX_RANGE);
 	}
 	for (k = 0; k < n; k++) {
@@ -969,6 +1022,7 @@ static void op_range(struct thread_ctx *t, bool huge, bool to_private)
 		return;
 	}
 	if (got == want && done == want_done) {
+		t->ok = !got;
 		range_apply(r, huge, to_private, first, done, slot, asid, gpa);
 		return;
 	}
@@ -997,6 +1051,7 @@ static void op_remap(struct thread_ctx *t)
 	if (!r->npages || region_pinned(r, &unc))
 		return;
 	munmap(r->base, r->mapped);
+	t->ok = true;
 	if (region_map(r)) {
 		if (r->kind != R_HUGETLB) {
 			mismatch(t, "cannot map a new %s region", r->kind == R_THP ? "THP" : "4K");
@@ -1041,6 +1096,7 @@ static void op_audit(struct thread_ctx *t)
 		r = pick_region(t, false);
 		lookup_page(t, r, rnd(t, r->npages), t->proc->fds[pick_slot(t)]);
 	}
+	t->ok = !t->stopped;
 }
 
 /* close() one file (which returns all it holds) and open it again. */
@@ -1070,6 +1126,7 @@ static void op_reopen(struct thread_ctx *t)
 		return;
 	}
 	pr->fds[slot] = fd;
+	t->ok = true;
 	audit(t);
 }
 
@@ -1271,6 +1328,7 @@ static int killer_fn(struct thread_ctx *t, int ready, void *arg)
 static void op_fork(struct thread_ctx *t, pid_t *pids)
 {
 	pids[0] = spawn(t, fork_child_fn, NULL);
+	t->ok = pids[0] > 0;
 	if (pids[0] < 0)
 		mismatch(t, "fork: %s", strerror(errno));
 }
@@ -1303,7 +1361,8 @@ static void reap_victim(struct thread_ctx *t, pid_t *pids)
 		return;
 	}
 	__atomic_add_fetch(&t->res->children, 1, __ATOMIC_RELAXED);
-	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+	t->ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+	if (t->ok)
 		__atomic_add_fetch(&t->res->killed, 1, __ATOMIC_RELAXED);
 	else if (WIFSIGNALED(status) || WEXITSTATUS(status))
 		mismatch(t, "the victim ended with status %#x (range refused: exit 2)", status);
@@ -1348,6 +1407,7 @@ static void run_op(struct thread_ctx *t, enum op op)
 	bool excl = op == OP_REOPEN || op == OP_FORK || op == OP_KILL || op == OP_AUDIT;
 
 	t->cur = op;
+	t->ok = false;
 	if (excl)
 		pthread_rwlock_wrlock(&pr->lock);
 	else
@@ -1414,6 +1474,8 @@ static void run_op(struct thread_ctx *t, enum op op)
 	else if (op == OP_KILL)
 		reap_victim(t, pids);
 	__atomic_add_fetch(&t->res->per_op[op], 1, __ATOMIC_RELAXED);
+	if (t->ok)
+		__atomic_add_fetch(&t->res->per_op_ok[op], 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&t->res->ops, 1, __ATOMIC_RELAXED);
 }
 
@@ -1456,7 +1518,11 @@ static void final_sweep(struct proc *pr, struct result *res)
 		for (k = 0; k < R_KINDS; k++) {
 			struct region *r = &t->reg[k];
 
+			/* Every private page, and every 8th page of the rest. */
 			for (j = 0; j < r->npages; j++) {
+				if (j % 8 && r->pg[j].state == P_SHARED &&
+				    !(r->nch && r->ch[j / PAGES_PER_2M].priv && j % 64 == 0))
+					continue;
 				lookup_page(t, r, j, pr->fds[j % MAX_SLOTS]);
 				res->sweeps++;
 			}
@@ -1546,6 +1612,7 @@ static int worker(int idx)
 
 static void kvm_runner(void)
 {
+	double start = now();
 	int status;
 	pid_t pid;
 
@@ -1564,6 +1631,7 @@ static void kvm_runner(void)
 		}
 		if (pid < 0 || waitpid(pid, &status, 0) != pid)
 			break;
+		kvm->seconds = now() - start;
 		kvm->runs++;
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			kvm->passed++;
@@ -1700,7 +1768,8 @@ static void bad_args(const char *argv0)
 int main(int argc, char **argv)
 {
 	long long ops = 0, mism = 0, lost = 0, splats, leaked = 0, uncertain = 0, thp_lost = 0;
-	long long per_op[NR_OPS] = { 0 }, sweeps = 0, children = 0, killed = 0, nr_huge;
+	long long per_op[NR_OPS] = { 0 }, per_op_ok[NR_OPS] = { 0 };
+	long long sweeps = 0, children = 0, killed = 0, nr_huge;
 	struct snapshot s0, s1;
 	struct snp_host_status status;
 	pid_t pids[MAX_PROCS], kvm_pid = 0;
@@ -1819,8 +1888,10 @@ int main(int argc, char **argv)
 	if (kvm_pid > 0) {
 		__atomic_store_n(&kvm->stop, 1, __ATOMIC_RELAXED);
 		waitpid(kvm_pid, NULL, 0);
-		printf("stress: KVM guest %s: %lld runs, %lld passed, %lld skipped, %lld failed\n",
-		       cfg.kvm_test, kvm->runs, kvm->passed, kvm->skipped, kvm->failed);
+		printf("stress: KVM guest %s: %lld runs in %.1f s\n", cfg.kvm_test, kvm->runs,
+		       kvm->seconds);
+		printf("stress: KVM guest: %lld passed, %lld skipped, %lld failed\n",
+		       kvm->passed, kvm->skipped, kvm->failed);
 		mism += kvm->failed;
 	}
 	injecting = cfg.injecting;
@@ -1838,11 +1909,15 @@ int main(int argc, char **argv)
 		children += r->children;
 		killed += r->killed;
 		lost += r->vmpin_lost > 0 ? r->vmpin_lost / 4 : 0;
-		for (k = 0; k < NR_OPS; k++)
+		for (k = 0; k < NR_OPS; k++) {
 			per_op[k] += r->per_op[k];
+			per_op_ok[k] += r->per_op_ok[k];
+		}
 	}
+	/* ok: succeeded; a store: no SIGBUS; a LOOKUP: found the page private. */
+	printf("stress: %-28s %8s %8s\n", "operation", "count", "ok");
 	for (k = 0; k < NR_OPS; k++)
-		printf("stress: %-28s %lld\n", op_name[k], per_op[k]);
+		printf("stress: %-28s %8lld %8lld\n", op_name[k], per_op[k], per_op_ok[k]);
 	printf("stress: %lld LOOKUPs in the final sweeps, %lld children checked\n",
 	       sweeps, children);
 	printf("stress: %lld victims killed mid-range, %lld THPs split by the kernel\n",
