@@ -68,6 +68,10 @@
 
 #include "snp_host_util.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23
+#endif
+
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
 #define MAX_SLOTS		2	/* files of /dev/snp_host per process */
 #define MAX_THREADS		8
@@ -1222,17 +1226,103 @@ static int fork_child(struct thread_ctx *t, int ready)
 	return bad > 100 ? 100 : bad;
 }
 
-/* Forks a child running @fn; waits until it closed what it inherited. */
+/*
+ * QEMU's TCG (7.2, the test VM's emulator) computes EFLAGS wrongly when an
+ * instruction that reads them, such as SETcc to memory, takes a page fault:
+ * after a fork() nearly every first store of the parent (and the child) to a
+ * page of its own is a copy-on-write fault, and a branch taken after one of
+ * them may go the wrong way.  So fork() bypasses glibc's wrapper (whose
+ * code after the system call stores, and branches) and both sides write-fault
+ * in, at once, every private writable mapping that is not a page the model
+ * tracks (heap, data, thread stacks and TLS) with MADV_POPULATE_WRITE, before
+ * they run anything else.  The ranges are collected before the fork, while
+ * no page is copy-on-write.
+ */
+#define MAX_COW_RANGES		128
+
+static __thread struct { unsigned long lo, hi; } cow_range[MAX_COW_RANGES];
+static __thread int ncow;
+
+static bool is_model_memory(struct proc *pr, unsigned long lo, unsigned long hi)
+{
+	int i, k;
+
+	for (i = 0; i < pr->nthreads; i++)
+		for (k = 0; k < R_KINDS; k++) {
+			struct region *r = &pr->threads[i].reg[k];
+			unsigned long b = (unsigned long)r->base;
+
+			if (r->base && lo < b + r->mapped && b < hi)
+				return true;
+		}
+	return false;
+}
+
+static void collect_cow_ranges(struct proc *pr)
+{
+	char *maps = read_text("/proc/self/maps"), *line, *save = NULL;
+	unsigned long lo, hi;
+	char perm[8];
+
+	ncow = 0;
+	if (!maps)
+		return;
+	for (line = strtok_r(maps, "\n", &save); line && ncow < MAX_COW_RANGES;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) != 3 || strcmp(perm, "rw-p"))
+			continue;
+		if (strstr(line, "[vvar") || strstr(line, "[vdso") || is_model_memory(pr, lo, hi))
+			continue;
+		cow_range[ncow].lo = lo;
+		cow_range[ncow].hi = hi;
+		ncow++;
+	}
+	free(maps);
+}
+
+static void populate_cow_ranges(void)
+{
+	int i;
+
+	for (i = 0; i < ncow; i++)
+		syscall(SYS_madvise, cow_range[i].lo, cow_range[i].hi - cow_range[i].lo,
+			MADV_POPULATE_WRITE);
+}
+
+static pid_t raw_fork(void)
+{
+	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+
+	if (pid >= 0)
+		populate_cow_ranges();
+	return pid;
+}
+
+/*
+ * Forks a child running @fn; waits until it closed what it inherited.
+ * Returns its PID or a negative errno (reported as a mismatch).
+ */
 static pid_t spawn(struct thread_ctx *t, int (*fn)(struct thread_ctx *, int, void *), void *arg)
 {
 	int pfd[2];
 	pid_t pid;
 	char c;
 
-	if (pipe2(pfd, O_CLOEXEC))
+	if (pipe2(pfd, O_CLOEXEC)) {
+		mismatch(t, "pipe2: %s", strerror(errno));
 		return -1;
+	}
 	fflush(NULL);
-	pid = fork();
+	collect_cow_ranges(t->proc);
+	pid = raw_fork();
+	if (pid < 0) {
+		int e = errno;
+
+		mismatch(t, "fork: returned %d, errno %d (%s)", (int)pid, e, strerror(e));
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
 	if (pid == 0) {
 		close(pfd[0]);
 		_exit(fn(t, pfd[1], arg));
@@ -1329,8 +1419,6 @@ static void op_fork(struct thread_ctx *t, pid_t *pids)
 {
 	pids[0] = spawn(t, fork_child_fn, NULL);
 	t->ok = pids[0] > 0;
-	if (pids[0] < 0)
-		mismatch(t, "fork: %s", strerror(errno));
 }
 
 static void op_kill(struct thread_ctx *t, struct victim *v, pid_t *pids)
@@ -1566,6 +1654,7 @@ static int worker(int idx)
 	struct proc pr = { .idx = idx, .nthreads = cfg.threads };
 	struct thread_ctx *threads;
 	pthread_t tid[MAX_THREADS];
+	pthread_attr_t attr;
 	long long per = cfg.ops / (cfg.procs * cfg.threads);
 	int i, k;
 
@@ -1599,8 +1688,11 @@ static int worker(int idx)
 			}
 		}
 	}
+	/* Small stacks: populate_cow_ranges() writes each in full after a fork. */
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 << 10);
 	for (i = 0; i < cfg.threads; i++)
-		if (pthread_create(&tid[i], NULL, thread_main, &threads[i]))
+		if (pthread_create(&tid[i], &attr, thread_main, &threads[i]))
 			return 1;
 	for (i = 0; i < cfg.threads; i++)
 		pthread_join(tid[i], NULL);
