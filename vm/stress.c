@@ -172,9 +172,10 @@ struct result {
 };
 
 struct kvm_result {
-	long long runs, passed, skipped, failed;
+	long long runs, passed, skipped, failed, killed;
 	double seconds;
 	int stop;
+	pid_t cur;	/* the run in flight */
 };
 
 struct thread_ctx {
@@ -1721,9 +1722,17 @@ static void kvm_runner(void)
 			execl(cfg.kvm_test, cfg.kvm_test, (char *)NULL);
 			_exit(127);
 		}
+		__atomic_store_n(&kvm->cur, pid, __ATOMIC_SEQ_CST);
 		if (pid < 0 || waitpid(pid, &status, 0) != pid)
 			break;
+		__atomic_store_n(&kvm->cur, 0, __ATOMIC_SEQ_CST);
 		kvm->seconds = now() - start;
+		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+		    __atomic_load_n(&kvm->stop, __ATOMIC_SEQ_CST)) {
+			/* Killed at the end of the stress: its memory must come back too. */
+			kvm->killed++;
+			break;
+		}
 		kvm->runs++;
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			kvm->passed++;
@@ -1978,12 +1987,18 @@ int main(int argc, char **argv)
 	}
 	t1 = now();
 	if (kvm_pid > 0) {
-		__atomic_store_n(&kvm->stop, 1, __ATOMIC_RELAXED);
+		pid_t cur;
+
+		__atomic_store_n(&kvm->stop, 1, __ATOMIC_SEQ_CST);
+		/* Once one run passed, the one in flight is killed (a VM that dies). */
+		cur = __atomic_load_n(&kvm->cur, __ATOMIC_SEQ_CST);
+		if (cur > 0 && __atomic_load_n(&kvm->runs, __ATOMIC_SEQ_CST))
+			kill(cur, SIGKILL);
 		waitpid(kvm_pid, NULL, 0);
 		printf("stress: KVM guest %s: %lld runs in %.1f s\n", cfg.kvm_test, kvm->runs,
 		       kvm->seconds);
-		printf("stress: KVM guest: %lld passed, %lld skipped, %lld failed\n",
-		       kvm->passed, kvm->skipped, kvm->failed);
+		printf("stress: KVM guest: %lld passed, %lld skipped, %lld failed, %lld killed\n",
+		       kvm->passed, kvm->skipped, kvm->failed, kvm->killed);
 		mism += kvm->failed;
 	}
 	injecting = cfg.injecting;
