@@ -125,6 +125,24 @@ impl DirectMap {
     }
 }
 
+/// One walk of the kernel's page tables for the direct-map leaf of `pfn`, counted
+/// (`dm_walks`): part of the work the conversions cost.
+fn walk(pfn: u64) -> Option<dm::Entry> {
+    COUNTERS.dm_walks.add(1);
+    dm::lookup(pfn)
+}
+
+/// The level of the leaf [`walk`] finds.
+fn walk_level(pfn: u64) -> Option<Level> {
+    COUNTERS.dm_walks.add(1);
+    dm::level_of(pfn)
+}
+
+/// Counts one change of the direct map asked of the kernel (`dm_cpa_calls`).
+fn cpa() {
+    COUNTERS.dm_cpa_calls.add(1);
+}
+
 /// The number of 4K pages in `page`.
 fn pages_of(page: &Page) -> u64 {
     page.size.pages()
@@ -174,7 +192,7 @@ impl Batch<'_> {
         let dm = self.dm;
         let pages = pages_of(page);
         let head = Level::Size2M.region_start(page.pfn);
-        let before = dm::level_of(page.pfn).ok_or(EINVAL)?;
+        let before = walk_level(page.pfn).ok_or(EINVAL)?;
         if self.regions.get(&head).is_none() {
             self.regions
                 .try_create_and_insert(head, Region::new(before), GFP_KERNEL)?;
@@ -188,7 +206,8 @@ impl Batch<'_> {
             _ if prep.split_4k => {
                 // set_memory_4k() flushes by itself, if it changes the PTE: unless
                 // an earlier call marked it already.
-                let marked = dm::lookup(page.pfn).is_some_and(|e| e.kept_4k);
+                let marked = walk(page.pfn).is_some_and(|e| e.kept_4k);
+                cpa();
                 // SAFETY: The caller owns the page (this function's contract).
                 unsafe { dm::split_4k(page.pfn, pages) }.inspect(|()| {
                     if !marked {
@@ -212,6 +231,7 @@ impl Batch<'_> {
         let mut one = dm::Ranges::new();
         // SAFETY: The caller of `make_private()` owns the page.
         unsafe { one.push(page.pfn, order_of(page)) }?;
+        cpa();
         one.protect(how)?;
         COUNTERS.tlb_flushes.add(1);
         self.protected(page, before);
@@ -237,7 +257,7 @@ impl Batch<'_> {
 
     /// Counts the change of the mapping of `page` since it was `before`.
     fn count_change(&self, page: &Page, before: Level) {
-        if let Some(after) = dm::level_of(page.pfn) {
+        if let Some(after) = walk_level(page.pfn) {
             count(Transitions::between(before, after));
         }
     }
@@ -250,7 +270,7 @@ impl Batch<'_> {
             // CAST: a page is 1 or 512 base pages.
             let _ = region.make_shared(self.dm.policy, pages_of(page) as u32);
         }
-        forget_if_settled(&mut self.regions, head, dm::level_of(head));
+        forget_if_settled(&mut self.regions, head, walk_level(head));
     }
 
     /// Protects every page made private since the last flush, with one kernel call
@@ -269,6 +289,7 @@ impl Batch<'_> {
             return Ok(());
         }
         let mut pending = core::mem::take(&mut self.pending);
+        cpa();
         match self.queued.protect(how) {
             Ok(()) => {
                 COUNTERS.tlb_flushes.add(1);
@@ -334,8 +355,9 @@ impl Batch<'_> {
         let rel = region
             .make_shared(dm.policy, pages as u32)
             .map_err(|_| EINVAL)?;
-        if rel.split_4k && dm::level_of(page.pfn).is_some_and(|l| l > Level::Size4K) {
-            let before = dm::level_of(page.pfn);
+        if rel.split_4k && walk_level(page.pfn).is_some_and(|l| l > Level::Size4K) {
+            let before = walk_level(page.pfn);
+            cpa();
             // SAFETY: The caller owns the page (this function's contract).
             if let Err(e) = unsafe { dm::split_4k(page.pfn, pages) } {
                 // Still under a large mapping with guest-owned neighbours: the caller
@@ -344,22 +366,28 @@ impl Batch<'_> {
                 return Err(e);
             }
             COUNTERS.tlb_flushes.add(1);
-            if let (Some(was), Some(now)) = (before, dm::level_of(page.pfn)) {
+            if let (Some(was), Some(now)) = (before, walk_level(page.pfn)) {
                 count(Transitions::between(was, now));
             }
         }
         if rel.restore {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.
-            let before = dm::level_of(page.pfn);
-            // SAFETY: The caller owns the page (this function's contract).
-            if let Err(e) = unsafe { dm::restore(page.pfn, pages) } {
+            let before = walk_level(page.pfn);
+            let restored = if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
+                Err(ENOMEM)
+            } else {
+                cpa();
+                // SAFETY: The caller owns the page (this function's contract).
+                unsafe { dm::restore(page.pfn, pages) }
+            };
+            if let Err(e) = restored {
                 // Still protected in the direct map: the caller must not free the page.
                 let _ = region.make_private(dm.policy, pages as u32);
                 return Err(e);
             }
             COUNTERS.dm_unmapped_pages.sub(pages);
-            if let (Some(was), Some(now)) = (before, dm::level_of(page.pfn)) {
+            if let (Some(was), Some(now)) = (before, walk_level(page.pfn)) {
                 count(Transitions::between(was, now));
             }
         }
@@ -367,7 +395,7 @@ impl Batch<'_> {
             // Without memory for the list the region merely stays split.
             let _ = self.merge.push(head, GFP_KERNEL);
         } else {
-            forget_if_settled(&mut self.regions, head, dm::level_of(head));
+            forget_if_settled(&mut self.regions, head, walk_level(head));
         }
         Ok(())
     }
@@ -380,9 +408,10 @@ impl Batch<'_> {
         }
         let mut before: KVVec<(u64, Level)> = KVVec::new();
         for &head in merge.iter() {
-            let was = dm::level_of(head).unwrap_or(Level::Size4K);
+            let was = walk_level(head).unwrap_or(Level::Size4K);
             let _ = before.push((head, was), GFP_KERNEL);
         }
+        cpa();
         // SAFETY: The model asks to merge only regions that were large mappings
         // before the module changed pages in them (`Release::merge`).
         match unsafe { dm::collapse(&merge) } {
@@ -396,7 +425,7 @@ impl Batch<'_> {
         before.sort_unstable_by_key(|&(head, _)| head);
         count_regions(before.iter().copied());
         for &head in merge.iter() {
-            forget_if_settled(&mut self.regions, head, dm::level_of(head));
+            forget_if_settled(&mut self.regions, head, walk_level(head));
         }
     }
 }
@@ -411,7 +440,7 @@ fn count_regions(changed: impl Iterator<Item = (u64, Level)>) {
             continue;
         }
         last_2m = Some(head);
-        let Some(after) = dm::level_of(head) else {
+        let Some(after) = walk_level(head) else {
             continue;
         };
         let mut t = Transitions::between(before, after);
@@ -453,16 +482,29 @@ mod tests {
     use super::*;
     use crate::kernel_ext::directmap::Entry;
 
+    /// Fails the calling test with `EINVAL` and the failed condition in the kernel
+    /// log: `round_trip` is no `#[test]`, so `assert!` there would panic, not fail.
+    macro_rules! check {
+        ($cond:expr) => {
+            if !$cond {
+                pr_err!("round_trip: check failed: {}\n", stringify!($cond));
+                return Err(EINVAL);
+            }
+        };
+    }
+
     /// Makes a page the test allocated private and shared again with a `reach`
     /// batch under `coalesce`, checking the kernel's page tables on the way, and
     /// the module-wide counters by their change (nothing else converts while
-    /// KUnit runs at load).
+    /// KUnit runs at load). The region may have been split before, by an earlier
+    /// load under `split` or by the kernel itself (`kept_4k`): only what the
+    /// conversion changes is checked.
     fn round_trip(reach: Reach) -> Result {
         let c = &COUNTERS;
         let page = kernel::page::Page::alloc_page(GFP_KERNEL)?;
         let pfn = dm::pfn_of(&page);
         let start = dm::lookup(pfn).ok_or(EINVAL)?;
-        assert!(start.present && start.writable);
+        check!(start.present && start.writable);
         let map = KBox::pin_init(DirectMap::new(Policy::Coalesce), GFP_KERNEL)?;
         let p = Page {
             pfn,
@@ -475,28 +517,32 @@ mod tests {
             let mut batch = map.batch_for(reach);
             // SAFETY: The test allocated the page; nobody else knows it.
             unsafe { batch.make_private(&p) }?;
-            assert_eq!(dm::lookup(pfn), Some(start), "protected only by the flush");
-            batch.flush()?;
-            let private = dm::lookup(pfn).ok_or(EINVAL)?;
+            // Protected only by the flush.
+            let deferred = dm::lookup(pfn) == Some(start);
+            let flushed = batch.flush();
+            let private = dm::lookup(pfn);
             let want = Entry {
                 level: Level::Size4K,
                 present: reach == Reach::User,
                 writable: false,
-                kept_4k: false,
+                kept_4k: start.kept_4k,
             };
-            assert_eq!(private, want);
-            assert_eq!(c.dm_unmapped_pages.get(), unmapped + 1);
-            assert_eq!(c.tlb_flushes.get(), flushes + 1);
-            assert_eq!(c.dm_splits_2m.get(), splits + was_large);
-            // SAFETY: As above.
+            let counted = c.dm_unmapped_pages.get() == unmapped + 1
+                && c.tlb_flushes.get() == flushes + 1
+                && c.dm_splits_2m.get() == splits + was_large;
+            // SAFETY: As above. Back before any check can return: the page is freed.
             unsafe { batch.make_shared(&p) }?;
+            flushed?;
+            check!(deferred);
+            check!(private == Some(want));
+            check!(counted);
         }
         // Dropping the batch merged the region back, if it had been large.
         let end = dm::lookup(pfn).ok_or(EINVAL)?;
-        assert!(end.present && end.writable);
-        assert!(end.level >= start.level.min(Level::Size2M));
-        assert_eq!(c.dm_unmapped_pages.get(), unmapped);
-        assert_eq!(c.dm_merges_2m.get(), merges + was_large);
+        check!(end.present && end.writable);
+        check!(end.level >= start.level.min(Level::Size2M));
+        check!(c.dm_unmapped_pages.get() == unmapped);
+        check!(c.dm_merges_2m.get() == merges + was_large);
         Ok(())
     }
 

@@ -249,8 +249,21 @@ impl Backend {
     /// On the emulated backend breaking the contract cannot harm the kernel, but callers
     /// must not depend on which backend runs, so it holds for both.
     pub(crate) unsafe fn rmpupdate(&self, pfn: u64, state: &State) -> Result<(), RmpError> {
+        let emulated = self.kind() == BackendKind::Emulated;
+        let assigned = state.assigns();
         // SAFETY: The function's contract is `retry`'s for this one RMPUPDATE.
-        unsafe { self.retry("RMPUPDATE", pfn, &mut |rmp| rmp.rmpupdate(pfn, state)) }
+        unsafe {
+            self.retry("RMPUPDATE", pfn, &mut |rmp| {
+                // Injected failures (`inject.rs`) stand in for the emulated RMP's only.
+                match emulated
+                    .then(|| crate::inject::rmpupdate(assigned))
+                    .flatten()
+                {
+                    Some(e) => Err(e),
+                    None => rmp.rmpupdate(pfn, state),
+                }
+            })
+        }
     }
 
     /// PSMASH of the 2M page at `pfn`, retrying transient failures for up to a second.
@@ -263,8 +276,17 @@ impl Backend {
     /// as [`Backend::rmpupdate`] requires; once this returned `Ok`, the caller tracks the
     /// 512 pages as 4K assignments (returning them needs 4K RMPUPDATEs).
     pub(crate) unsafe fn psmash(&self, pfn: u64) -> Result<(), RmpError> {
+        let emulated = self.kind() == BackendKind::Emulated;
         // SAFETY: The function's contract is `retry`'s for this one PSMASH.
-        unsafe { self.retry("PSMASH", pfn, &mut |rmp| rmp.psmash(pfn)) }
+        unsafe {
+            self.retry("PSMASH", pfn, &mut |rmp| match emulated
+                .then(crate::inject::psmash)
+                .flatten()
+            {
+                Some(e) => Err(e),
+                None => rmp.psmash(pfn),
+            })
+        }
     }
 
     /// Reads the record of `pfn`.

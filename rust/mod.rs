@@ -10,6 +10,7 @@ pub(crate) mod coco;
 pub(crate) mod cpu;
 pub(crate) mod cred;
 pub(crate) mod directmap;
+pub(crate) mod fault_inject;
 pub(crate) mod insn;
 pub(crate) mod memory;
 pub(crate) mod msr;

@@ -125,6 +125,12 @@ pub(crate) fn pin_anon(
         if !(anonymous || hugetlb && huge) || vma.flags() & refused != 0 {
             return Err(EINVAL);
         }
+        // A page the process cannot write is no page to give a guest, however it is
+        // mapped now (a read-only pin is taken below where the module keeps a
+        // writable mapping read-only itself): as GUP answers a write pin of it.
+        if vma.flags() & bindings::VM_WRITE == 0 {
+            return Err(EFAULT);
+        }
         let flags = if write {
             bindings::FOLL_WRITE | bindings::FOLL_LONGTERM
         } else {
@@ -136,7 +142,7 @@ pub(crate) fn pin_anon(
     };
     if pinned < 0 {
         // CAST: a negative errno fits in `i32`.
-        return Err(Error::from_errno(pinned as i32));
+        return Err(gup_errno(pinned as i32));
     }
     let pinned = usize::try_from(pinned).unwrap_or(0).min(count);
     for &p in raw.iter().take(pinned) {
@@ -153,6 +159,18 @@ pub(crate) fn pin_anon(
     Ok(out)
 }
 
+/// The errno of a failed pin as the ABI promises it: a range that runs past the end
+/// of the address space is memory that is not mapped (`EFAULT`), not GUP's
+/// `EOVERFLOW`.
+fn gup_errno(e: i32) -> Error {
+    let e = Error::from_errno(e);
+    if e == EOVERFLOW {
+        EFAULT
+    } else {
+        e
+    }
+}
+
 /// Returns the PFN currently behind `hva` in the current process, faulting it in
 /// for reading like any access would (an untouched anonymous page reads as the zero page).
 ///
@@ -164,11 +182,7 @@ pub(crate) fn current_pfn(hva: usize) -> Result<u64> {
     // SAFETY: `page` has room for one pointer; no lock is needed for the fast variant.
     let n = unsafe { bindings::pin_user_pages_fast(hva, 1, 0, &mut page) };
     if n != 1 {
-        return Err(if n < 0 {
-            Error::from_errno(n as i32)
-        } else {
-            EFAULT
-        });
+        return Err(if n < 0 { gup_errno(n as i32) } else { EFAULT });
     }
     let page = NonNull::new(page).ok_or(EFAULT)?;
     // INVARIANT: `pin_user_pages_fast()` took one pin of `page`; dropping releases it.
@@ -190,7 +204,7 @@ pub(crate) fn any_pfn(hva: usize, count: usize, pred: impl Fn(u64) -> bool) -> R
     let n = i32::try_from(count).map_err(|_| EINVAL)?;
     // SAFETY: `raw` has room for `count` pointers; the fast variant needs no lock.
     let got = unsafe { bindings::pin_user_pages_fast(hva, n, 0, raw.as_mut_ptr()) };
-    let got = usize::try_from(got).map_err(|_| Error::from_errno(got))?;
+    let got = usize::try_from(got).map_err(|_| gup_errno(got))?;
     let mut any = false;
     for &p in raw.iter().take(got) {
         if let Some(page) = NonNull::new(p) {
@@ -219,7 +233,7 @@ pub(crate) fn first_moved(hva: usize, expected: &[u64]) -> Result<Option<usize>>
     let n = i32::try_from(count).map_err(|_| EINVAL)?;
     // SAFETY: `raw` has room for `count` pointers; the fast variant needs no lock.
     let got = unsafe { bindings::pin_user_pages_fast(hva, n, 0, raw.as_mut_ptr()) };
-    let got = usize::try_from(got).map_err(|_| Error::from_errno(got))?;
+    let got = usize::try_from(got).map_err(|_| gup_errno(got))?;
     let mut first = None;
     for (i, &p) in raw.iter().take(got).enumerate() {
         if let Some(page) = NonNull::new(p) {

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turn the lines of `make bench` into a report and a picture of the direct map.
 
-usage: bench-report.py [--svg FILE] LOG...
+usage: bench-report.py [--svg FILE] [--churn LOG]... [--churn-svg FILE] [--replay FILE] [LOG...]
 
 Each LOG is what one VM printed (scripts/vm.sh bench): the lines of vm/bench.c
 for one direct-map policy.  The report goes to stdout: per policy the direct
@@ -10,18 +10,24 @@ map after each phase as /proc/meminfo, /proc/vmstat, the module's counters and
 the kernel's page-table dump see it; conversion rates of the per-page ioctls
 and of SNP_HOST_CONVERT_RANGE; every policy against `split`; the fault phase
 (issue 9): RMP faults and PMD splits per region holding one private 4K page,
-and the time to touch it against a region holding none; and the goals of
-issues 5 and 9, each met, not met or n/a.  Rates are from one run on an
-emulator: read them as ratios, never as absolute speeds.
+and the time to touch it against a region holding none; the churn workload
+(issue 12, --churn: one log per policy of vm/bench.c -C): the direct map after
+each guest lifetime, and the simulation's replay of it (--replay: what
+`snp-host-simulate replay` printed); and the goals of issues 5, 9 and 12, each
+met, not met or n/a.  Rates are from one run on an emulator: read them as
+ratios, never as absolute speeds.
 
 The SVG has one strip per phase per policy: the physical address space in 2M
-cells, coloured by how the direct map maps each cell.
+cells, coloured by how the direct map maps each cell, and strips of the churn
+runs after some of their lifetimes.  --churn-svg writes DirectMap4k against
+the lifetime, one line per policy.
 
 Exit status: 0 when every policy ran completely and met the fault phase's
-goal, 1 when a run reported a missing piece ("missing ...") or an error, did
-not finish, or missed that goal.  An unmet goal of issue 5 is a finding, not a
+goal and the churn goal under coalesce, 1 when a run reported a missing piece
+("missing ...") or an error, did not finish, or missed one of those goals.  An unmet goal of issue 5 is a finding, not a
 failure of the benchmark: those are about policies and speeds on an emulator.
-The fault phase's counts are deterministic, so missing its goal is a bug.
+The fault phase's counts are deterministic, so missing its goal is a bug; so
+are the churn workload's under coalesce.
 """
 import statistics
 import argparse
@@ -106,14 +112,15 @@ class Run:
                 self.parse(line)
         if not self.policy:
             # A run that stopped early: scripts/bench.sh names its log <policy>.log.
-            self.policy = os.path.basename(path).removesuffix(".log")
+            name = os.path.basename(path).removesuffix(".log")
+            self.policy = name.removeprefix("churn-")
 
     def at(self, label):
         return self.snap.setdefault(label, {})
 
     def parse(self, line):
         word, _, rest = line.partition(" ")
-        if word == "bench":
+        if word in ("bench", "churn"):
             self.params = kv(rest)
             self.policy = str(self.params.get("policy"))
         elif word == "status":
@@ -482,8 +489,8 @@ def fault_goal(run):
     return ("MET" if not bad else "NOT MET"), why
 
 
-def goals(runs, out):
-    out.append("== goals of issues 5 and 9 ==")
+def goals(runs, out, churns, replay):
+    out.append("== goals of issues 5, 9 and 12 ==")
     met = total = 0
 
     def say(name, verdict, why):
@@ -591,8 +598,227 @@ def goals(runs, out):
         say(f"{pol}: fault phase: 1 split and <=1 fault per region", verdict, why)
         if verdict == "NOT MET":
             failed.append(pol)
+    # 6. Issue 12: the churn workload.
+    if churns and churn_goals(churns, replay, say):
+        failed.append("churn (coalesce)")
     out.append(f"  {met} of {total} goals met")
     return failed
+
+
+# The churn workload (issue 12): one Run per policy, snapshots L0, L<n>-private, L<n>.
+CHURN_STRIPS = [0, 1, 2, 5, 10, 20]  # lifetimes after which the picture shows the direct map
+COLOURS = {"split": "#d62728", "perpage": "#ff7f0e", "coalesce": "#1f77b4"}
+MIB = 1024  # kB
+
+
+def lifetimes_of(run):
+    """The lifetimes of a churn run with a snapshot after them, from 1 on."""
+    out = []
+    while f"L{len(out) + 1}" in run.snap:
+        out.append(len(out) + 1)
+    return out
+
+
+def churn_dm(run, label):
+    return [run.value(label, "meminfo", k) for k in DM_KEYS]
+
+
+def churn_growth(run):
+    """DirectMap4k before the first lifetime and after the last, in kB, and lifetimes."""
+    lts = lifetimes_of(run)
+    if not lts or run.value("L0", "meminfo", "DirectMap4k") is None:
+        return None
+    return (run.value("L0", "meminfo", "DirectMap4k"),
+            run.value(f"L{lts[-1]}", "meminfo", "DirectMap4k"), lts[-1])
+
+
+def read_replay(path):
+    """The replay lines of snp-host-simulate: per policy its lifetimes and its summary."""
+    lines, sums = {}, {}
+    if not path:
+        return lines, sums
+    with open(path, errors="replace") as f:
+        for line in f.read().splitlines():
+            word, _, rest = line.partition(" ")
+            if word == "replay":
+                r = kv(rest)
+                lines.setdefault(r.get("policy"), []).append(r)
+            elif word == "replaysum":
+                r = kv(rest)
+                sums[r.get("policy")] = r
+    return lines, sums
+
+
+def churn_section(churns, replay, out):
+    p = next(iter(churns.values())).params
+    out.append("== churn (issue 12): guest lifetimes on a pool allocated afresh each time ==")
+    out.append(f"  seed {p.get('seed', '?')}, {p.get('lifetimes', '?')} lifetimes of a"
+               f" {p.get('pool_mb', '?')} MiB THP pool; in each, {p.get('percent', '?')}% of its pages"
+               f" private through CONVERT_RANGE (one region in {p.get('huge_every', '?')} as a 2M page,"
+               f" runs of 1..{p.get('max_run', '?')} 4K pages in one region in"
+               f" {p.get('runs_every', '?')}), then all shared and the pool freed")
+    out.append("  DirectMap (/proc/meminfo, kB) after the lifetime and, for 4k, while it was private;"
+               " vmstat and module: changes during the lifetime; listed: regions in debugfs directmap")
+    rlines, _ = replay
+    for n in [x for x in POLICIES if x in churns] + [x for x in churns if x not in POLICIES]:
+        r = churns[n]
+        out.append("")
+        out.append(f"  directmap={n} (the module reports policy: {r.status.get('policy_name', '?')})")
+        out.append(f"  {'lifetime':>8}{'4k':>11}{'2M':>11}{'1G':>11}{'4k private':>12} |"
+                   + "".join(f"{name:>9}" for _, name in VMSTAT_KEYS) + " |"
+                   + "".join(f"{name:>9}" for name in ("split 2M", "split 1G", "merge 2M",
+                                                        "merge 1G", "flushes")) + " |"
+                   + f"{'listed':>7}" + (f" | {'simulation':>10}" if rlines.get(n) else ""))
+        sim = {x.get("lifetime"): x for x in rlines.get(n, [])}
+        dm0 = churn_dm(r, "L0")
+        out.append(f"  {0:>8}" + "".join(fmt(v, 11) for v in dm0) + f"{'':>12} |"
+                   + f"{'':>36} |{'':>45} |" + fmt(r.value("L0", "dmfs", "regions"), 7))
+        for lt in lifetimes_of(r):
+            label, prev = f"L{lt}", f"L{lt - 1}"
+            row = f"  {lt:>8}" + "".join(fmt(v, 11) for v in churn_dm(r, label))
+            row += fmt(r.value(f"{label}-private", "meminfo", "DirectMap4k"), 12) + " |"
+            for k, _ in VMSTAT_KEYS:
+                row += fmt(delta(r, label, prev, "vmstat", k), 9)
+            row += " |"
+            for k in ("dm_splits_2m", "dm_splits_1g", "dm_merges_2m", "dm_merges_1g", "tlb_flushes"):
+                row += fmt(delta(r, label, prev, "stats", k), 9)
+            row += " |" + fmt(r.value(label, "dmfs", "regions"), 7)
+            if rlines.get(n):
+                x = sim.get(lt)
+                row += " | " + ("n/a" if not x else "agrees" if x.get("agree") == "yes"
+                                else "DIFFERS").rjust(10)
+            out.append(row)
+        g = churn_growth(r)
+        if g:
+            a, b, lt = g
+            d = delta(r, f"L{lt}", "L0", "vmstat", "direct_map_level2_splits")
+            m = delta(r, f"L{lt}", "L0", "vmstat", "direct_map_level2_collapses")
+            out.append(f"  over {lt} lifetimes: DirectMap4k {a / MIB:,.1f} -> {b / MIB:,.1f} MiB"
+                       f" ({(b - a) / MIB:+,.1f} MiB, {(b - a) / MIB / lt:+,.1f} MiB per lifetime);"
+                       f" 2M splits {fmt(d)}, merges {fmt(m)} (vmstat)")
+    rl, sums = replay
+    if sums:
+        out.append("")
+        out.append("  the simulation (make simulate's model: directmap/model on a model of the CPA code)"
+                   " replaying each run's placement on the PFNs it recorded:")
+        for n, x in sums.items():
+            out.append(f"    directmap={n}: splits and merges (vmstat and the module) agree in"
+                       f" {x.get('counts_agree')} of {x.get('planned')} lifetimes; placement hash"
+                       f" {x.get('plans_match')}, TLB flushes {x.get('flushes_agree')},"
+                       f" DirectMap4k/2M/1G {x.get('directmap_agree')}")
+
+
+def churn_goals(churns, replay, say):
+    """The two goals of the churn workload; returns whether the coalesce one failed."""
+    name = "churn: under coalesce the direct map is back to its starting sizes after every lifetime"
+    c = churns.get("coalesce")
+    lts = lifetimes_of(c) if c else []
+    failed = False
+    if not c or not lts:
+        say(name, "n/a", ["no churn run under coalesce"])
+    else:
+        want = c.params.get("lifetimes", 0)
+        dm0 = churn_dm(c, "L0")
+        back = [lt for lt in lts if churn_dm(c, f"L{lt}") == dm0 and None not in dm0]
+        why = [f"back to DirectMap4k/2M/1G {dm0} kB after {len(back)} of {want} lifetimes"]
+        differ = [lt for lt in lts if lt not in back]
+        if differ:
+            why.append("not after lifetimes " + ", ".join(map(str, differ[:10]))
+                       + f" (after L{differ[0]}: {churn_dm(c, f'L{differ[0]}')})")
+        for n in ("split", "perpage"):
+            r = churns.get(n)
+            g = churn_growth(r) if r else None
+            if g:
+                a, b, lt = g
+                why.append(f"{n} accumulates: DirectMap4k {a / MIB:,.1f} -> {b / MIB:,.1f} MiB"
+                           f" after {lt} lifetimes ({(b - a) / MIB:+,.1f} MiB, x{b / a:.1f})")
+        ok = len(back) == want and len(lts) == want and c.finished
+        failed = not ok and c.status.get("directmap_policy") is not None
+        say(name, "MET" if ok else "NOT MET", why)
+    name = "churn: the simulation replaying each run's placement counts the VM's splits and merges"
+    _, sums = replay
+    if not sums:
+        say(name, "n/a", ["no replay of the churn runs (snp-host-simulate replay)"])
+    else:
+        why, ok = [], True
+        for n in churns:
+            x = sums.get(n)
+            if not x:
+                why.append(f"{n}: not replayed")
+                ok = False
+                continue
+            agree = x.get("counts_agree") == x.get("planned") == x.get("lifetimes")
+            ok &= agree
+            why.append(f"{n}: {x.get('counts_agree')} of {x.get('planned')} lifetimes agree"
+                       f" (placements {x.get('plans_match')}, flushes {x.get('flushes_agree')},"
+                       f" DirectMap {x.get('directmap_agree')})")
+        say(name, "MET" if ok else "NOT MET", why)
+    return failed
+
+
+def churn_svg(churns, path):
+    """DirectMap4k in MiB against the lifetime, one line per policy (dashed: while private)."""
+    names = [p for p in POLICIES if p in churns] + [p for p in churns if p not in POLICIES]
+    series = []
+    for n in names:
+        r = churns[n]
+        lts = [0] + lifetimes_of(r)
+        after = [(lt, r.value(f"L{lt}", "meminfo", "DirectMap4k")) for lt in lts]
+        peak = [(lt, r.value(f"L{lt}-private", "meminfo", "DirectMap4k")) for lt in lts[1:]]
+        series.append((n, [(x, y / MIB) for x, y in after if y is not None],
+                       [(x, y / MIB) for x, y in peak if y is not None]))
+    xmax = max([x for _, a, _ in series for x, _ in a] + [1])
+    ytop = max([y for _, a, b in series for _, y in a + b] + [1])
+    ystep = next(s for s in [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10**9]
+                 if s * 6 >= ytop)
+    ymax = ystep * -(-ytop // ystep)
+    w, h, left, right, top, bottom = 900, 480, 80, 220, 40, 50
+    pw, ph = w - left - right, h - top - bottom
+
+    def X(v):
+        return left + v / xmax * pw
+
+    def Y(v):
+        return top + ph - v / ymax * ph
+
+    esc = html.escape
+    parts = [f'<rect width="{w}" height="{h}" fill="#fff"/>',
+             f'<text x="{left}" y="24" font-size="15" font-weight="bold">snp_host churn:'
+             ' DirectMap4k after each guest lifetime (make bench, /proc/meminfo)</text>']
+    v = 0
+    while v <= ymax:
+        parts.append(f'<line x1="{left}" y1="{Y(v):.1f}" x2="{left + pw}" y2="{Y(v):.1f}"'
+                     f' stroke="#ddd"/><text x="{left - 6}" y="{Y(v) + 4:.1f}" font-size="11"'
+                     f' text-anchor="end">{v:g}</text>')
+        v += ystep
+    for lt in range(0, int(xmax) + 1):
+        parts.append(f'<line x1="{X(lt):.1f}" y1="{top + ph}" x2="{X(lt):.1f}" y2="{top + ph + 5}"'
+                     f' stroke="#000"/><text x="{X(lt):.1f}" y="{top + ph + 18}" font-size="11"'
+                     f' text-anchor="middle">{lt}</text>')
+    parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#000"/>')
+    parts.append(f'<text x="{left + pw / 2}" y="{h - 10}" font-size="12" text-anchor="middle">'
+                 'guest lifetime</text>')
+    parts.append(f'<text transform="translate(18 {top + ph / 2}) rotate(-90)" font-size="12"'
+                 ' text-anchor="middle">DirectMap4k (MiB)</text>')
+    ly = top + 14
+    for n, after, peak in series:
+        colour = COLOURS.get(n, "#2ca02c")
+        for pts, dash, what in ((after, "", "after the lifetime"),
+                                (peak, ' stroke-dasharray="5 4"', "while private")):
+            if not pts:
+                continue
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="'
+                         + " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in pts)
+                         + f'"><title>{esc(n)}, {what}</title></polyline>')
+            parts.append(f'<line x1="{left + pw + 12}" y1="{ly}" x2="{left + pw + 36}" y2="{ly}"'
+                         f' stroke="{colour}" stroke-width="3"{dash}/><text x="{left + pw + 42}"'
+                         f' y="{ly + 4}" font-size="12">{esc(n)}, {what}</text>')
+            ly += 20
+    with open(path, "w") as f:
+        f.write(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"'
+                f' viewBox="0 0 {w} {h}" font-family="sans-serif">\n')
+        f.write("\n".join(parts))
+        f.write("\n</svg>\n")
 
 
 # The picture.
@@ -602,10 +828,12 @@ LABEL_W = 190
 RIGHT_W = 300
 
 
-def svg(runs, path):
+def svg(runs, path, churns):
     names = [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]
-    ncells = max([sum(c for _, c, _ in m) for r in runs.values() for m in r.ptmap.values()]
-                 + [1])
+    # The churn runs' strips: after the lifetimes of CHURN_STRIPS they have.
+    cnames = [p for p in POLICIES if p in churns] + [p for p in churns if p not in POLICIES]
+    ncells = max([sum(c for _, c, _ in m) for r in list(runs.values()) + list(churns.values())
+                  for m in r.ptmap.values()] + [1])
     width = LABEL_W + ncells * CELL_W + RIGHT_W
     y = 58
     parts = []
@@ -615,9 +843,9 @@ def svg(runs, path):
         parts.append(f'<text x="{x}" y="{yy}" font-size="{size}" text-anchor="{anchor}"'
                      f' font-weight="{weight}">{esc(s)}</text>')
 
-    first = next(iter(runs.values()))
+    first = next(iter(list(runs.values()) + list(churns.values())))
     p = first.params
-    text(10, 20, "snp_host: the kernel direct map per policy and phase, from"
+    text(10, 20, "snp_host: the kernel direct map per policy and phase (and churn lifetime), from"
          " /sys/kernel/debug/page_tables/kernel", 15, weight="bold")
     text(10, 38, f"one column per 2M of physical memory ({ncells} x 2M);"
          f" pool {p.get('pool_mb', '?')} MiB, seed {p.get('seed', '?')};"
@@ -627,17 +855,24 @@ def svg(runs, path):
         x = LABEL_W + gib * 512 * CELL_W
         parts.append(f'<line x1="{x}" y1="{y - 6}" x2="{x}" y2="{y}" stroke="#000"/>')
         text(x, y - 8, f"{gib} GiB", 10, "middle")
-    for n in names:
-        r = runs[n]
+    strips = [(f"directmap={n}", runs[n], STRIPS) for n in names]
+    for n in cnames:
+        r = churns[n]
+        done = set(lifetimes_of(r))
+        strips.append((f"churn, directmap={n}", r,
+                       [(f"L{lt}", "before" if lt == 0 else f"after lifetime {lt}")
+                        for lt in CHURN_STRIPS if lt == 0 or lt in done]))
+    for title_, r, phases in strips:
+        n = title_
         y += 8
-        text(10, y + 12, f"directmap={n}", 13, weight="bold")
+        text(10, y + 12, title_, 13, weight="bold")
         if not r.status.get("directmap_policy"):
             text(10, y + 26, "(module ignored the policy)", 10)
         for first_cell, count in r.poolcells:
             parts.append(f'<rect x="{LABEL_W + first_cell * CELL_W}" y="{y + 2}"'
                          f' width="{count * CELL_W}" height="4" fill="#000"/>')
         y += 8
-        for label, title in STRIPS:
+        for label, title in phases:
             text(LABEL_W - 8, y + STRIP_H - 4, title, 11, "end")
             runs_ = r.ptmap.get(label)
             if not runs_:
@@ -680,62 +915,80 @@ def svg(runs, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--svg", help="write the picture of the direct map here")
-    ap.add_argument("logs", nargs="+")
+    ap.add_argument("--churn", action="append", default=[], help="a churn log (vm/bench.c -C)")
+    ap.add_argument("--churn-svg", help="write DirectMap4k against the churn lifetimes here")
+    ap.add_argument("--replay", help="what snp-host-simulate replay printed for the churn logs")
+    ap.add_argument("logs", nargs="*")
     args = ap.parse_args()
-    runs = {}
+    if not args.logs and not args.churn:
+        ap.error("no log given")
+    runs, churns = {}, {}
     for path in args.logs:
         r = Run(path)
         runs[r.policy] = r
+    for path in args.churn:
+        r = Run(path)
+        churns[r.policy] = r
+    replay = read_replay(args.replay)
     out = []
-    first = next(iter(runs.values()))
+    first = next(iter(list(runs.values()) + list(churns.values())))
     p = first.params
     out.append("snp_host direct-map benchmark (make bench)")
-    out.append(f"  seed {p.get('seed', '?')}, pool {p.get('pool_mb', '?')} MiB"
-               f" ({p.get('regions', '?')} THP-backed 2M regions, {p.get('kept', '?')} kept for"
-               f" phase 3); phase 2 to {p.get('percent', '?')}% of the pool's pages in random runs"
-               f" of 1..{p.get('max_run', '?')} pages ({first.plan.get('runs', '?')} runs,"
-               f" mean {first.plan.get('mean_run', '?')})")
-    out.append("  timing: phase 2 runs twice from the same state, per-page ioctls first, then"
-               " (after returning the pages per page) one CONVERT_RANGE per run;")
-    out.append("  to shared: the per-page return of phase 2 against phase 4's CONVERT_RANGE"
-               " of the same runs.")
+    if runs:
+        out.append(f"  seed {p.get('seed', '?')}, pool {p.get('pool_mb', '?')} MiB"
+                   f" ({p.get('regions', '?')} THP-backed 2M regions, {p.get('kept', '?')} kept for"
+                   f" phase 3); phase 2 to {p.get('percent', '?')}% of the pool's pages in random"
+                   f" runs of 1..{p.get('max_run', '?')} pages ({first.plan.get('runs', '?')} runs,"
+                   f" mean {first.plan.get('mean_run', '?')})")
+        out.append("  timing: phase 2 runs twice from the same state, per-page ioctls first, then"
+                   " (after returning the pages per page) one CONVERT_RANGE per run;")
+        out.append("  to shared: the per-page return of phase 2 against phase 4's CONVERT_RANGE"
+                   " of the same runs.")
     bad = False
-    for n, r in runs.items():
+    for n, r in [(n, r) for n, r in runs.items()] + [(f"churn-{n}", r) for n, r in churns.items()]:
         problems = [f"missing {m}" for m in dict.fromkeys(r.missing)]
         problems += [f"error {e}" for e in r.errors]
         if not r.finished:
             problems.append("the workload did not finish")
-        if not r.faults:
+        if not r.faults and not n.startswith("churn-"):
             problems.append("missing fault phase: no region measured")
         if r.exit not in (0, None) and not r.missing and not r.errors:
             problems.append(f"the workload exited with {r.exit}")
         if problems:
             bad = True
-            out.append(f"  INCOMPLETE directmap={n}:")
+            out.append(f"  INCOMPLETE {n}:")
             out.extend(f"    {x}" for x in problems)
-    for n in [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]:
+    if runs:
+        for n in [p for p in POLICIES if p in runs] + [p for p in runs if p not in POLICIES]:
+            out.append("")
+            policy_table(runs[n], out)
         out.append("")
-        policy_table(runs[n], out)
+        rates_table(runs, out)
+        out.append("")
+        versus_split(runs, out)
+        out.append("")
+        fault_section(runs, out)
+    if churns:
+        out.append("")
+        churn_section(churns, replay, out)
     out.append("")
-    rates_table(runs, out)
-    out.append("")
-    versus_split(runs, out)
-    out.append("")
-    fault_section(runs, out)
-    out.append("")
-    failed = goals(runs, out)
+    failed = goals(runs, out, churns, replay)
     if args.svg:
-        svg(runs, args.svg)
+        svg(runs, args.svg, churns)
         out.append("")
         out.append(f"picture: {args.svg}")
+    if args.churn_svg and churns:
+        churn_svg(churns, args.churn_svg)
+        out.append(f"picture: {args.churn_svg}")
     if bad:
         out.append("")
-        out.append("INCOMPLETE: a run lacked a piece of issue 5 or 9 or failed (see above);"
+        out.append("INCOMPLETE: a run lacked a piece of issue 5, 9 or 12 or failed (see above);"
                    " n/a marks what it could not measure.")
     if failed:
         out.append("")
-        out.append(f"FAILED: the fault phase's goal (issue 9) is not met for"
-                   f" {', '.join(failed)}: its counts are deterministic, so this is a bug.")
+        out.append(f"FAILED: a goal whose counts are deterministic is not met for"
+                   f" {', '.join(failed)} (the fault phase of issue 9, the churn workload under"
+                   " coalesce): this is a bug.")
     print("\n".join(out))
     return 1 if bad or failed else 0
 

@@ -10,8 +10,12 @@
 #   vm.sh bench   one policy of `make bench`: BENCH_POLICY=split|perpage|coalesce loads the
 #                 module with directmap=$BENCH_POLICY and runs the workload BENCH_BIN
 #                 (default build/bench/bench) with BENCH_ARGS (comma-separated options);
-#                 prints its lines.  It lives in build/bench/vm-$BENCH_POLICY, apart
-#                 from build/vm, so a bench and a check do not share an initramfs.
+#                 prints its lines.  It lives in build/bench/vm-$BENCH_NAME (default: the
+#                 policy), apart from build/vm, so a bench and a check do not share an initramfs.
+#   vm.sh kvmbench the KVM workload of `make bench`: KVM_BENCH_RUNS rounds of the upstream
+#                 selftest KVM_BENCH_TEST (words comma-separated, path under build/kvm)
+#                 without the module and with it under each of KVM_BENCH_POLICIES
+#                 (comma-separated); lives in build/bench/vm-kvm.
 #   vm.sh stress  `make stress`: build/vm/stress with STRESS_OPS (default 100000),
 #                 STRESS_SEED, STRESS_INJECT, next to a KVM guest; ends with the line
 #                 "stress: N operations, N mismatches, N splats, N pages lost", the
@@ -23,18 +27,28 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-mode=${1:?usage: vm.sh run|check|shell|bench|stress}
+mode=${1:?usage: vm.sh run|check|shell|bench|kvmbench|stress}
 kdir=${KDIR:-$(bash "$top/scripts/kernel.sh" dir)}
 out=$top/build/vm
 if [ "$mode" = bench ]; then
 	bench_policy=${BENCH_POLICY:?vm.sh bench needs BENCH_POLICY}
 	bench_bin=${BENCH_BIN:-$top/build/bench/bench}
 	bench_args=${BENCH_ARGS:-}
-	case "$bench_policy$bench_args" in
-	*[!A-Za-z0-9,._-]*) die "BENCH_POLICY and BENCH_ARGS may hold only letters, digits and , . _ -" ;;
+	bench_name=${BENCH_NAME:-$bench_policy}
+	case "$bench_policy$bench_args$bench_name" in
+	*[!A-Za-z0-9,._-]*) die "BENCH_POLICY, BENCH_ARGS and BENCH_NAME may hold only letters, digits and , . _ -" ;;
 	esac
 	[ -x "$bench_bin" ] || die "no bench program at $bench_bin (run: make bench)"
-	out=$top/build/bench/vm-$bench_policy
+	out=$top/build/bench/vm-$bench_name
+fi
+if [ "$mode" = kvmbench ]; then
+	kvm_test=${KVM_BENCH_TEST:?vm.sh kvmbench needs KVM_BENCH_TEST}
+	kvm_runs=${KVM_BENCH_RUNS:-5}
+	kvm_policies=${KVM_BENCH_POLICIES:-split,coalesce}
+	case "$kvm_test$kvm_runs$kvm_policies" in
+	*[!A-Za-z0-9,._/-]*) die "KVM_BENCH_* may hold only letters, digits and , . _ / -" ;;
+	esac
+	out=$top/build/bench/vm-kvm
 fi
 if [ "$mode" = stress ]; then
 	stress_args="${STRESS_OPS:-100000},${STRESS_SEED:-},${STRESS_INJECT:-}"
@@ -63,12 +77,28 @@ cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
 [ -x "$out/demo" ] && cp "$out/demo" "$root/bin/snp_host_demo"
 [ -x "$top/build/vm/stress" ] && cp "$top/build/vm/stress" "$root/bin/snp_host_stress"
+# snp-host (make tool): the operator's tool for run and shell, and its test.
+if [ -x "$top/build/snp-host/snp-host" ]; then
+	cp "$top/build/snp-host/snp-host" "$root/bin/snp-host"
+	if [ "$mode" = check ] && [ -x "$top/build/snp-host/abi_probe" ]; then
+		cp "$top/build/snp-host/abi_probe" "$root/bin/snp_host_abi_probe"
+		cp "$top/tools/snp-host/tests/vm-test.sh" "$root/tests/snp_host_cli_test"
+	fi
+fi
 if [ "$mode" = bench ]; then
 	cp "$bench_bin" "$root/bin/snp_host_bench"
 fi
 chmod +x "$root/init"
 find "$top/build/selftests" -maxdepth 1 -type f -perm -u+x -exec cp {} "$root/tests/" \; 2>/dev/null || true
 # The KVM selftests keep their paths (x86/...), as vm/kvm-tests names them.
+if [ "$mode" = kvmbench ]; then
+	t=${kvm_test%%,*}
+	[ -x "$top/build/vm/kvm_check" ] || die "no build/vm/kvm_check (run: make kvm-selftests)"
+	[ -x "$top/build/kvm/$t" ] || die "no KVM selftest at build/kvm/$t (run: make kvm-selftests)"
+	cp "$top/build/vm/kvm_check" "$root/bin/kvm_check"
+	mkdir -p "$root/kvm/$(dirname "$t")"
+	cp "$top/build/kvm/$t" "$root/kvm/$t"
+fi
 if [ "$mode" = stress ]; then
 	mkdir -p "$root/kvm/x86"
 	cp "$top/build/kvm/x86/private_mem_conversions_test" "$root/kvm/x86/" ||
@@ -94,13 +124,27 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu "$VM_CPU" -smp 2 -m "$VM_MEM" -no-reboo
 	-kernel "$kernel" -initrd "$out/initramfs.cpio.gz")
 # An unknown name=value on the command line reaches /init as an environment variable.
 append="console=ttyS0 panic=-1 vmmode=$mode"
+# The ABI fuzzer's knobs (make check FUZZ_SECONDS=600 FUZZ_SEED=0x...) reach
+# abi_fuzz_test through /init's environment; a long run gets the time it needs.
+for v in FUZZ_SECONDS FUZZ_SEED FUZZ_CALLS FUZZ_THREADS; do
+	[ -n "${!v:-}" ] || continue
+	case "${!v}" in *[!0-9a-fA-Fx]*) die "$v must be a number" ;; esac
+	append+=" SNP_$v=${!v}"
+done
+if [ -n "${FUZZ_SECONDS:-}" ]; then
+	append+=" TEST_TIMEOUT=$((2 * FUZZ_SECONDS + 120))"
+	VM_TIMEOUT=$((VM_TIMEOUT + 2 * FUZZ_SECONDS))
+fi
 if [ "$mode" = bench ]; then
 	# nokaslr: the kernel image at the same physical place in every VM, so each
 	# policy starts from the same direct map and the pool lands alike.
 	append+=" nokaslr benchpolicy=$bench_policy benchargs=$bench_args"
 fi
-[ "$mode" = stress ] && append+=" stressargs=$stress_args"
+if [ "$mode" = kvmbench ]; then
+	append+=" nokaslr kvmtest=$kvm_test kvmruns=$kvm_runs kvmpolicies=$kvm_policies"
+fi
 
+[ "$mode" = stress ] && append+=" stressargs=$stress_args"
 
 if [ "$mode" = shell ]; then
 	exec "${qemu[@]}" -nographic -append "$append"
@@ -135,10 +179,10 @@ run)
 check)
 	python3 "$top/scripts/tap-summary.py" "$out/results.log" "$out/console.log"
 	;;
-bench)
+bench | kvmbench)
 	# A benchmark whose kernel oopsed measured nothing (the patterns of tap-summary.py).
 	if ! python3 "$top/scripts/tap-summary.py" --splats "$out/console.log" >"$out/splats.log"; then
-		echo "error: the kernel log of the directmap=$bench_policy run is not clean:" >&2
+		echo "error: the kernel log of the ${bench_policy:+directmap=$bench_policy }$mode run is not clean:" >&2
 		cat "$out/splats.log" >&2
 		echo "error kernel log not clean (see $out/console.log)"
 		bench_rc=1

@@ -94,7 +94,8 @@ pub(crate) struct Stats {
     pub(crate) dm_merges_1g: u64,
     pub(crate) dm_unmapped_pages: u64,
     pub(crate) tlb_flushes: u64,
-    pub(crate) reserved: [u64; 2],
+    pub(crate) dm_cpa_calls: u64,
+    pub(crate) dm_walks: u64,
 }
 
 /// `struct snp_host_fault_stats`.

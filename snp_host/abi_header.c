@@ -95,7 +95,8 @@ static_assert(sizeof(struct snp_host_stats) ==
 	      WIDTH(struct snp_host_stats, dm_merges_1g) +
 	      WIDTH(struct snp_host_stats, dm_unmapped_pages) +
 	      WIDTH(struct snp_host_stats, tlb_flushes) +
-	      WIDTH(struct snp_host_stats, reserved),
+	      WIDTH(struct snp_host_stats, dm_cpa_calls) +
+	      WIDTH(struct snp_host_stats, dm_walks),
 	      "struct snp_host_stats has padding");
 static_assert(sizeof(struct snp_host_kvm_stats) ==
 	      WIDTH(struct snp_host_kvm_stats, make_private) +
@@ -190,8 +191,10 @@ int main(void)
 	CHECK_WIDTH("Stats", struct snp_host_stats, dm_unmapped_pages);
 	CHECK_OFFSET("Stats", struct snp_host_stats, tlb_flushes);
 	CHECK_WIDTH("Stats", struct snp_host_stats, tlb_flushes);
-	CHECK_OFFSET("Stats", struct snp_host_stats, reserved);
-	CHECK_WIDTH("Stats", struct snp_host_stats, reserved);
+	CHECK_OFFSET("Stats", struct snp_host_stats, dm_cpa_calls);
+	CHECK_WIDTH("Stats", struct snp_host_stats, dm_cpa_calls);
+	CHECK_OFFSET("Stats", struct snp_host_stats, dm_walks);
+	CHECK_WIDTH("Stats", struct snp_host_stats, dm_walks);
 
 	CHECK_SIZE("FaultStats", struct snp_host_fault_stats);
 	CHECK_ALIGN("FaultStats", struct snp_host_fault_stats);

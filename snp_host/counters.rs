@@ -31,6 +31,10 @@ macro_rules! counters {
             }
 
             /// Returns the snapshot the ioctl copies out.
+            #[allow(
+                clippy::needless_update,
+                reason = "a struct without reserved words has no field left to default"
+            )]
             pub(crate) fn snapshot(&self) -> uapi::$abi {
                 uapi::$abi {
                     $($name: self.$name.get(),)+
@@ -82,6 +86,11 @@ counters! {
     dm_unmapped_pages,
     /// Kernel TLB flushes the module issued for the direct map.
     tlb_flushes,
+    /// Changes of the direct map the module asked of the kernel (CPA calls: splits,
+    /// protections, restores, merges), each of one page or one batch.
+    dm_cpa_calls,
+    /// Walks of the kernel's page tables the module made to read the direct map.
+    dm_walks,
     }
 }
 

@@ -68,6 +68,11 @@ fn check_not_owned(shared: &Shared, req: &uapi::PrivateRequest) -> Result<bool> 
     Ok(in_guest_region && shared.hooks.load(Relaxed))
 }
 
+/// Whether `[a, a + a_len)` and `[b, b + b_len)` share a byte (ends saturate).
+fn overlaps(a: u64, a_len: u64, b: u64, b_len: u64) -> bool {
+    a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
+}
+
 /// Pins the page of `req` and checks that it can be assigned at its size.
 fn pin_private(shared: &Shared, req: uapi::PrivateRequest) -> Result<Pending> {
     let read_only = check_not_owned(shared, &req)?;
@@ -102,7 +107,17 @@ fn pin_range(
     let hugetlb = shared.hooks.load(Relaxed);
     let n = usize::try_from(count).map_err(|_| EINVAL)?;
     let mut pending = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
-    if req.size == PageSize::Size4K {
+    // A write pin of a page the module keeps read-only (a guest page, or any page of
+    // a huge mapping that holds one) would fault, and be counted as a refused GUP
+    // write of somebody else's: look read-only first, and take the page-by-page path,
+    // which refuses or pins such pages without a write fault, if any is near a guest.
+    let near_guest = || {
+        user_pages::any_pfn(req.hva_of(first), n, |pfn| {
+            shared.owned.any(PageSize::Size2M.align_down(pfn), 512)
+        })
+        .unwrap_or(true)
+    };
+    if req.size == PageSize::Size4K && !near_guest() {
         if let Ok(pins) = user_pages::pin_anon(req.hva_of(first), n, hugetlb, true) {
             for (i, pin) in (first..).zip(pins) {
                 let page = req.private_page(i);
@@ -239,9 +254,24 @@ impl FileState {
     }
 
     fn page_ioctl(&self, cmd: u32, arg: usize) -> Result {
-        let user = UserSlice::new(UserPtr::from_addr(arg), core::mem::size_of::<uapi::Page>());
-        let (mut reader, mut writer) = user.reader_writer();
-        let mut page: uapi::Page = reader.read()?;
+        let size = core::mem::size_of::<uapi::Page>();
+        let mut page: uapi::Page = UserSlice::new(UserPtr::from_addr(arg), size)
+            .reader()
+            .read()?;
+        // The answer must be able to reach the caller: a request whose struct cannot
+        // be written back fails (EFAULT) before anything changes, not after; nor
+        // can it live in the memory it gives a guest, which the module could not
+        // write the answer to afterwards.
+        if cmd == uapi::MAKE_PRIVATE {
+            // An unknown level fails below. CAST: `usize` is 64 bits on x86-64.
+            let len = uapi::page_size(page.level).unwrap_or(PageSize::Size4K);
+            if overlaps(arg as u64, size as u64, page.hva, len.bytes()) {
+                return Err(EINVAL);
+            }
+        }
+        UserSlice::new(UserPtr::from_addr(arg), size)
+            .writer()
+            .write(&page)?;
         match cmd {
             uapi::LOOKUP => self.lookup(&mut page)?,
             uapi::MAKE_PRIVATE => self.make_private(&mut page)?,
@@ -249,7 +279,9 @@ impl FileState {
             uapi::PSMASH => self.psmash(&mut page)?,
             _ => return Err(ENOTTY),
         }
-        writer.write(&page)
+        UserSlice::new(UserPtr::from_addr(arg), size)
+            .writer()
+            .write(&page)
     }
 }
 
@@ -325,6 +357,23 @@ impl MiscDevice for FileState {
                     UserSlice::new(UserPtr::from_addr(arg), size).reader_writer();
                 let mut range: uapi::Range = reader.read()?;
                 range.done = 0;
+                // As for the page ioctls: a struct that cannot take the answer fails
+                // the request before anything changes.
+                // CAST: `usize` is 64 bits on x86-64.
+                let len = uapi::page_size(range.level).unwrap_or(PageSize::Size4K);
+                if range.to_private != 0
+                    && overlaps(
+                        arg as u64,
+                        size as u64,
+                        range.hva,
+                        range.npages.saturating_mul(len.bytes()),
+                    )
+                {
+                    return Err(EINVAL);
+                }
+                UserSlice::new(UserPtr::from_addr(arg), size)
+                    .writer()
+                    .write(&range)?;
                 let result = me.convert_range(&mut range);
                 // `done` goes back on failure too: it says what changed.
                 writer.write(&range)?;

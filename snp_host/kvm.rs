@@ -221,8 +221,12 @@ impl Shared {
         }
         if self.backend.any_assigned(pfn, size).map_err(errno)? {
             // Assigned before the module loaded: the RMP decides, and the direct map
-            // stays as Linux made it. The emulated RMP has no such page.
-            if origin == Origin::SwVm {
+            // stays as Linux made it. The emulated RMP has no such page. Only the
+            // very entry, at its size, is assigned again: anything else (a 4K entry
+            // inside the 2M page asked for, a 2M entry around the 4K one) would be
+            // an RMPUPDATE over pages nobody took out of the host's way.
+            let found = self.backend.lookup(pfn).map_err(errno)?;
+            if origin == Origin::SwVm || !found.assigned() || found.record.page_size() != size {
                 return Err(EBUSY);
             }
             // SAFETY: The caller owns the page, which is a guest's or the firmware's
@@ -508,6 +512,13 @@ impl RmpOperations for Shared {
     }
 
     fn sw_make_private(&self, pfn: u64, gpa: u64, pages: u64) -> Result {
+        // KVM asks on every private fault-in, under the folio's lock, which also
+        // keeps guest_memfd from freeing (and reclaiming) the page meanwhile: a page
+        // the module holds already is answered without a lock. No page of
+        // `/dev/snp_host` is a guest_memfd page, so a claimed one is the module's.
+        if (pfn..pfn.saturating_add(pages)).all(|p| self.owned.page(p)) {
+            return Ok(());
+        }
         for i in 0..pages {
             let state = State::private(gpa + i * 4096, PageSize::Size4K, SW_ASID, false);
             counted(self.kernel_make_private(
@@ -569,8 +580,10 @@ mod tests {
         assert_eq!(made_private, 0);
         assert_eq!(c.make_private.get(), made + 1);
         assert_eq!(c.private_4k_now.get(), now + 1);
-        // A kernel-only page: out of the direct map.
-        assert!(dm::lookup(pfn).is_some_and(|e| !e.present));
+        // A kernel-only page: out of the direct map, where the policy protects pages
+        // (`split` only splits the mapping around it).
+        let protects = crate::DIRECTMAP.get().protects();
+        assert!(dm::lookup(pfn).is_some_and(|e| e.present != protects));
         assert_eq!(sev::lookup(pfn), Ok((true, 1)));
         // Assigned again with other attributes: the RMP takes them, nothing is counted.
         // SAFETY: As above.

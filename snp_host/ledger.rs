@@ -308,10 +308,13 @@ impl Ledger {
 
     /// Runs `f` if a file holds `pfn` as part of a guest page (not leaked), with the
     /// registry locked, so that the page stays pinned while `f` runs (a release
-    /// drops its entry, and its pins, under this lock); `EINVAL` otherwise.
+    /// drops its entry, and its pins, under this lock); `EINVAL` otherwise, and for
+    /// the kernel's pages (KVM's), which the registry tracks too.
     pub(crate) fn with_held(&self, pfn: u64, f: impl FnOnce() -> Result) -> Result {
-        let registry = self.registry.lock();
-        if Self::holds(&registry, pfn) {
+        // The kernel's tree first, as everywhere (lock order).
+        let books = self.kernel();
+        let kernel_page = first_overlap(&books.kernel, pfn, 1, |p| p.size().pages()).is_some();
+        if !kernel_page && Self::holds(&books.registry, pfn) {
             f()
         } else {
             Err(EINVAL)

@@ -23,6 +23,7 @@ mod directmap;
 mod fault;
 mod file;
 mod hooks;
+mod inject;
 #[path = "../rust/mod.rs"]
 mod kernel_ext;
 mod kvm;
@@ -38,7 +39,7 @@ use file::FileState;
 use kernel_ext::rmp_ops::Registration;
 use rmp::{
     backend::{Backend, Request},
-    platform::Platform,
+    platform::{BackendKind, Platform},
 };
 use state::Shared;
 
@@ -118,6 +119,15 @@ fn setup() -> Result<State> {
     })?;
     shared.hooks.store(true, Relaxed);
     let debugfs = debugfs::Debugfs::new(&shared)?;
+    // Failure points for tests, next to the emulated RMP only (`inject.rs`).
+    if shared.backend.kind() == BackendKind::Emulated {
+        if let Err(e) = inject::publish(c"snp_host") {
+            pr_warn!(
+                "no fault-injection points in debugfs ({:?}); tests that need them skip\n",
+                e
+            );
+        }
+    }
     Ok(State {
         _hooks: hooks,
         shared,

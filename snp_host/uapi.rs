@@ -77,7 +77,7 @@ pub(crate) struct PrivateRequest {
 }
 
 /// Decodes `level` (0 = 4K, 1 = 2M).
-fn page_size(level: u8) -> Result<PageSize> {
+pub(crate) fn page_size(level: u8) -> Result<PageSize> {
     match level {
         abi::LEVEL_4K => Ok(PageSize::Size4K),
         abi::LEVEL_2M => Ok(PageSize::Size2M),

@@ -21,6 +21,9 @@
  * fault_phase()): stores to every shared page of a region holding one
  * private 4K page, counted and timed against a region holding none.
  *
+ * With -C <lifetimes> it runs the churn workload of issue 12 instead (see
+ * run_churn()): many guest lifetimes, each on a freshly allocated pool.
+ *
  * Before the workload and after each step it records the kernel's own view
  * of the direct map (/proc/meminfo, /proc/vmstat, the page-table dump in
  * debugfs) and the module's (its counters and debugfs directmap file), one
@@ -151,6 +154,7 @@ struct options {
 	const char *policy;		/* as loaded; NULL: do not check */
 	unsigned long fault_regions;	/* fault phase: regions per run */
 	unsigned long fault_runs;	/* fault phase: runs */
+	unsigned long lifetimes;	/* churn: guest lifetimes; 0: the phases above */
 };
 
 static int dev = -1;
@@ -162,6 +166,7 @@ static bool *region_kept, *region_huge;
 static unsigned char *page_private;
 static char *class_before;		/* cell class of each region before the workload */
 static bool have_range, have_policy, have_dmfs = true;
+static bool churning;			/* the churn workload: no fixed pool */
 static unsigned int status_flags;	/* snp_host_status.flags */
 static int status;
 
@@ -598,6 +603,8 @@ static void snap_ptdump(const char *label)
 			printf("ptmap %s %lu %lu %c\n", label, from, c - from, class_of(from));
 			from = c;
 		}
+	if (churning)
+		return;
 	for (g = GROUP_ALL; g <= GROUP_CLEAN; g++)
 		pool_group(label, g);
 	if (!class_before) {
@@ -716,16 +723,27 @@ static int cmp_pfn(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Maps, touches and checks the pool: every region must be one THP. */
-static void setup_pool(unsigned long pool_mb)
+/* Our books of the pool's pages, for `npages` pages in `nregions` regions. */
+static void alloc_books(void)
 {
-	unsigned long long t0, *sorted;
-	unsigned long r, from;
+	region_pfn = zalloc(nregions, sizeof(*region_pfn));
+	region_private = zalloc(nregions, sizeof(*region_private));
+	region_kept = zalloc(nregions, sizeof(*region_kept));
+	region_huge = zalloc(nregions, sizeof(*region_huge));
+	page_private = zalloc(npages, 1);
+}
+
+/*
+ * Maps and touches a pool of `npages` pages, which must be one THP per
+ * region, and notes each region's PFN.  Returns the mapping, for munmap().
+ */
+static char *map_pool(void)
+{
+	unsigned long long t0;
 	int pagemap, kpageflags;
+	unsigned long r;
 	char *raw;
 
-	npages = pool_mb * (1UL << 20) / SZ_4K;
-	nregions = npages / PAGES_PER_2M;
 	raw = mmap(NULL, npages * SZ_4K + SZ_2M, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (raw == MAP_FAILED)
@@ -738,11 +756,6 @@ static void setup_pool(unsigned long pool_mb)
 		memset(pool + r * SZ_2M, 0x5a, SZ_4K);
 	printf("setup touched %lu regions in %llu ms\n", nregions, (now_ns() - t0) / 1000000);
 
-	region_pfn = zalloc(nregions, sizeof(*region_pfn));
-	region_private = zalloc(nregions, sizeof(*region_private));
-	region_kept = zalloc(nregions, sizeof(*region_kept));
-	region_huge = zalloc(nregions, sizeof(*region_huge));
-	page_private = zalloc(npages, 1);
 	pagemap = open("/proc/self/pagemap", O_RDONLY);
 	kpageflags = open("/proc/kpageflags", O_RDONLY);
 	if (pagemap < 0 || kpageflags < 0)
@@ -759,6 +772,19 @@ static void setup_pool(unsigned long pool_mb)
 	}
 	close(pagemap);
 	close(kpageflags);
+	return raw;
+}
+
+/* Maps, touches and checks the pool: every region must be one THP. */
+static void setup_pool(unsigned long pool_mb)
+{
+	unsigned long long *sorted;
+	unsigned long r, from;
+
+	npages = pool_mb * (1UL << 20) / SZ_4K;
+	nregions = npages / PAGES_PER_2M;
+	alloc_books();
+	map_pool();
 
 	/* Where the pool lies in physical memory, in 2M cells, for the picture. */
 	sorted = zalloc(nregions, sizeof(*sorted));
@@ -1170,6 +1196,186 @@ static void fault_phase(unsigned long n, unsigned long runs)
 	close(kpageflags);
 }
 
+/*
+ * The churn workload (issue 12, -C <lifetimes>): guest lifetimes one after
+ * the other, each on a pool allocated afresh, whose THPs land wherever the
+ * kernel's allocator puts them this time.  In each lifetime a fresh random
+ * placement, seeded by the seed and the lifetime's number, makes about -f %
+ * of the pool's pages private through SNP_HOST_CONVERT_RANGE: one region in
+ * CHURN_HUGE_EVERY as a 2M page, then random runs of 1..-r 4K pages, each
+ * inside one of the regions picked to hold them (one in CHURN_4K_EVERY);
+ * then everything goes back to shared, through CONVERT_RANGE as well, and
+ * the pool is unmapped, which frees its memory.  Each lifetime prints:
+ *
+ *   churnpool L<n> <first region> <regions> <pfn>
+ *	where the pool lay: regions first.. are the THPs from PFN pfn on, one
+ *	line per run of physically contiguous regions;
+ *   churnplan L<n> huge=<2M pages> runs=<4K runs> pages4k=<4K pages> hash=<h>
+ *	the placement; h is the FNV-1a hash of its conversions in order
+ *	(first page, count, level: three little-endian 64-bit words each).
+ *	The host's simulation (make simulate) regenerates the placement from
+ *	the seed, checks the hash and replays it on the PFNs above;
+ *   churnrate L<n> dir=private|shared calls=<ioctls> pages=<4K pages> ns=<time>
+ *   the snapshot lines labelled L<n>-private (without the page-table dump)
+ *	while the placement is private, and L<n> after the pool is freed;
+ *
+ * after the snapshot L0, taken before the first lifetime.
+ */
+#define CHURN_HUGE_EVERY	16
+#define CHURN_4K_EVERY		4
+#define FNV_OFFSET		0xcbf29ce484222325ULL
+#define FNV_PRIME		0x100000001b3ULL
+
+/* One conversion of a churn placement: `count` pages of `level` from pool page `first`. */
+struct churn_op {
+	unsigned long first;
+	unsigned long count;
+	int level;
+};
+
+/* The generator's state for lifetime `lifetime`: the same in the simulation. */
+static unsigned long long churn_seed(unsigned long long seed, unsigned long lifetime)
+{
+	return seed * FNV_PRIME + lifetime;
+}
+
+static unsigned long long fnv1a(unsigned long long h, unsigned long long v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		h ^= (v >> (8 * i)) & 0xff;
+		h *= FNV_PRIME;
+	}
+	return h;
+}
+
+static struct churn_op *churn_plan(const struct options *o, unsigned long lifetime,
+				   unsigned long *n)
+{
+	unsigned long nhuge = nregions / CHURN_HUGE_EVERY, n4k = nregions / CHURN_4K_EVERY;
+	unsigned long target = npages * o->percent / 100, have = 0, tries = 0, runs = 0;
+	unsigned long cap = nhuge + 1024, i, j, t, r, first, len, want;
+	unsigned long *order = zalloc(nregions, sizeof(*order));
+	unsigned char *taken = zalloc(npages, 1);
+	struct churn_op *ops = zalloc(cap, sizeof(*ops));
+	unsigned long long hash = FNV_OFFSET;
+
+	rng_state = churn_seed(o->seed, lifetime);
+	for (i = 0; i < nregions; i++)
+		order[i] = i;
+	for (i = 0; i < nhuge + n4k; i++) {
+		j = i + below(nregions - i);
+		t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	*n = 0;
+	for (i = 0; i < nhuge; i++) {
+		ops[*n].first = order[i] * PAGES_PER_2M;
+		ops[*n].count = 1;
+		ops[*n].level = 1;
+		(*n)++;
+		have += PAGES_PER_2M;
+	}
+	while (n4k && have < target) {
+		if (++tries > 100 * target)
+			fatal("churn cannot place enough 4K pages: lower -f");
+		r = order[nhuge + below(n4k)];
+		first = r * PAGES_PER_2M + below(PAGES_PER_2M);
+		want = 1 + below(o->max_run);
+		if (want > target - have)
+			want = target - have;
+		for (len = 0; len < want && (first + len) / PAGES_PER_2M == r &&
+		     !taken[first + len]; len++)
+			taken[first + len] = 1;
+		if (!len)
+			continue;
+		if (*n == cap) {
+			cap *= 2;
+			ops = realloc(ops, cap * sizeof(*ops));
+			if (!ops)
+				fatal("out of memory");
+		}
+		ops[*n].first = first;
+		ops[*n].count = len;
+		ops[*n].level = 0;
+		(*n)++;
+		have += len;
+		runs++;
+	}
+	for (i = 0; i < *n; i++) {
+		hash = fnv1a(hash, ops[i].first);
+		hash = fnv1a(hash, ops[i].count);
+		hash = fnv1a(hash, ops[i].level);
+	}
+	printf("churnplan L%lu huge=%lu runs=%lu pages4k=%lu hash=%#llx\n", lifetime, nhuge, runs,
+	       have - nhuge * PAGES_PER_2M, hash);
+	free(order);
+	free(taken);
+	return ops;
+}
+
+static void churn_convert(unsigned long lifetime, const struct churn_op *ops, unsigned long n,
+			  bool to_private)
+{
+	unsigned long long t0, pages = 0;
+	struct run run;
+	unsigned long i;
+
+	t0 = now_ns();
+	for (i = 0; i < n; i++) {
+		run.first = ops[i].first;
+		run.count = ops[i].count;
+		convert_range(&run, ops[i].level, to_private);
+		pages += ops[i].level ? ops[i].count * PAGES_PER_2M : ops[i].count;
+	}
+	printf("churnrate L%lu dir=%s calls=%lu pages=%llu ns=%llu\n", lifetime,
+	       to_private ? "private" : "shared", n, pages, now_ns() - t0);
+}
+
+static void run_churn(const struct options *o)
+{
+	unsigned long lifetime, n, r, from;
+	struct churn_op *ops;
+	char label[32];
+	char *raw;
+
+	churning = true;
+	npages = o->pool_mb * (1UL << 20) / SZ_4K;
+	nregions = npages / PAGES_PER_2M;
+	alloc_books();
+	printf("churn version=1 policy=%s seed=%llu pool_mb=%lu regions=%lu pages=%lu",
+	       o->policy ? o->policy : "-", o->seed, o->pool_mb, nregions, npages);
+	printf(" lifetimes=%lu percent=%lu max_run=%lu huge_every=%d runs_every=%d\n",
+	       o->lifetimes, o->percent, o->max_run, CHURN_HUGE_EVERY, CHURN_4K_EVERY);
+	snapshot("L0");
+	for (lifetime = 1; lifetime <= o->lifetimes; lifetime++) {
+		raw = map_pool();
+		for (from = 0, r = 1; r <= nregions; r++)
+			if (r == nregions || region_pfn[r] != region_pfn[r - 1] + PAGES_PER_2M) {
+				printf("churnpool L%lu %lu %lu %llu\n", lifetime, from, r - from,
+				       region_pfn[from]);
+				from = r;
+			}
+		ops = churn_plan(o, lifetime, &n);
+		churn_convert(lifetime, ops, n, true);
+		snprintf(label, sizeof(label), "L%lu-private", lifetime);
+		snap_meminfo(label);
+		snap_vmstat(label);
+		snap_stats(label);
+		churn_convert(lifetime, ops, n, false);
+		for (r = 0; r < nregions; r++)
+			if (region_private[r] || region_huge[r])
+				fatal("bench bookkeeping: a churn page is still private");
+		if (munmap(raw, npages * SZ_4K + SZ_2M))
+			fatal("cannot unmap the churn pool");
+		free(ops);
+		snprintf(label, sizeof(label), "L%lu", lifetime);
+		snapshot(label);
+	}
+}
+
 static void check_module(const struct options *o)
 {
 	struct snp_host_status st;
@@ -1210,10 +1416,25 @@ static void check_module(const struct options *o)
 	printf("probe convert_range npages=0: %s\n", ret ? strerror(-ret) : "ok");
 }
 
+/* At the end the module must count no private page: everything went back. */
+static void check_all_shared(void)
+{
+	__u64 words[STATS_WORDS];
+
+	if (ioctl(dev, SNP_HOST_GET_STATS, words))
+		fatal("SNP_HOST_GET_STATS failed");
+	if (words[STAT_PRIVATE_4K] || words[STAT_PRIVATE_2M]) {
+		printf("error at the end the module counts %llu 4K, %llu 2M private pages\n",
+		       (unsigned long long)words[STAT_PRIVATE_4K],
+		       (unsigned long long)words[STAT_PRIVATE_2M]);
+		status = 1;
+	}
+}
+
 static void bad_usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s [-p policy] [-s seed] [-m pool MiB] [-f phase-2 %%] [-r max run] [-k kept regions] [-F fault-phase regions] [-R fault-phase runs]\n",
+		"usage: %s [-p policy] [-s seed] [-m pool MiB] [-f phase-2 %%] [-r max run] [-k kept regions] [-F fault-phase regions] [-R fault-phase runs] [-C churn lifetimes]\n",
 		argv0);
 	exit(2);
 }
@@ -1234,10 +1455,9 @@ int main(int argc, char **argv)
 			     .fault_regions = 32, .fault_runs = 5 };
 	struct run *p1, *p2, *p3;
 	unsigned long n1, n2, n3, i;
-	__u64 words[STATS_WORDS];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "p:s:m:f:r:k:F:R:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:s:m:f:r:k:F:R:C:")) != -1) {
 		switch (opt) {
 		case 'p':
 			o.policy = optarg;
@@ -1263,12 +1483,18 @@ int main(int argc, char **argv)
 		case 'R':
 			o.fault_runs = number(optarg, argv[0]);
 			break;
+		case 'C':
+			o.lifetimes = number(optarg, argv[0]);
+			break;
 		default:
 			bad_usage(argv[0]);
 		}
 	}
 	if (o.pool_mb < 2 || o.pool_mb % 2 || !o.max_run || o.percent > 80 ||
 	    !o.fault_regions || o.fault_regions > 1024 || !o.fault_runs || o.fault_runs > 100)
+		bad_usage(argv[0]);
+	/* Beyond 25 %, the 4K runs would have to fill their regions almost whole. */
+	if (o.lifetimes && (o.lifetimes > 1000 || o.percent > 25 || o.pool_mb < 64))
 		bad_usage(argv[0]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	rng_state = o.seed;
@@ -1279,6 +1505,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	check_module(&o);
+	if (o.lifetimes) {
+		if (!have_range)
+			fatal("the churn workload needs SNP_HOST_CONVERT_RANGE");
+		run_churn(&o);
+		check_all_shared();
+		printf("done status=%d\n", status);
+		return status;
+	}
 	setup_pool(o.pool_mb);
 	if (!o.kept)
 		o.kept = nregions / 8;
@@ -1324,17 +1558,10 @@ int main(int argc, char **argv)
 	 */
 	fault_phase(o.fault_regions, o.fault_runs);
 
-	if (ioctl(dev, SNP_HOST_GET_STATS, words))
-		fatal("SNP_HOST_GET_STATS failed");
 	for (i = 0; i < nregions; i++)
 		if (region_private[i] || region_huge[i])
 			fatal("bench bookkeeping: a page is still private after phase 4");
-	if (words[STAT_PRIVATE_4K] || words[STAT_PRIVATE_2M]) {
-		printf("error at the end the module counts %llu 4K, %llu 2M private pages\n",
-		       (unsigned long long)words[STAT_PRIVATE_4K],
-		       (unsigned long long)words[STAT_PRIVATE_2M]);
-		status = 1;
-	}
+	check_all_shared();
 	printf("done status=%d\n", status);
 	return status;
 }

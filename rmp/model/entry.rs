@@ -751,6 +751,18 @@ impl Target {
 }
 
 impl State {
+    /// Returns whether the request assigns the page to a guest (rather than giving it
+    /// back to the host).
+    ///
+    /// ```
+    /// # use snp_host_model::rmp::model::{PageSize, State};
+    /// assert!(State::private(0x1000, PageSize::Size4K, 1, false).assigns());
+    /// assert!(!State::shared(PageSize::Size4K).assigns());
+    /// ```
+    pub fn assigns(&self) -> bool {
+        self.attrs.assigned() != 0
+    }
+
     /// Builds the request that assigns a page, as Linux's `rmp_make_private()` does.
     pub fn private(gpa: u64, size: PageSize, asid: u32, immutable: bool) -> Self {
         Self {

@@ -75,7 +75,8 @@ struct snp_host_stats {
 	__u64 dm_merges_1g;	/* direct-map 1G leaves merged back */
 	__u64 dm_unmapped_pages;	/* pages out of the direct map now */
 	__u64 tlb_flushes;	/* kernel TLB flushes the module issued */
-	__u64 reserved[2];
+	__u64 dm_cpa_calls;	/* direct-map changes asked of the kernel (CPA calls) */
+	__u64 dm_walks;		/* direct-map page-table walks the module made */
 };
 
 /*
