@@ -2123,6 +2123,29 @@ int main(int argc, char **argv)
 		printf("stress: a SIGBUS arrived that no store raised\n");
 		mism++;
 	}
+	printf("stress: leaked: %lld (module), %lld (KVM); the model: %lld (+%lld uncertain)\n",
+	       (long long)(s1.st.leaked_pages - s0.st.leaked_pages),
+	       s1.has_kst ? (long long)(s1.kst.leaked_pages - s0.kst.leaked_pages) : 0,
+	       leaked, uncertain);
+	if (lost) {
+		/* What the module says it still holds, for whoever reads the failure. */
+		struct rmp_table rt;
+		size_t e, assigned = 0, leaked_2m = 0;
+
+		text = read_text(SNP_DEBUGFS_STATUS);
+		if (text)
+			printf("stress: debugfs status at the end:\n%s", text);
+		free(text);
+		if (!rmp_table_read(&rt)) {
+			for (e = 0; e < rt.n; e++) {
+				assigned += rt.e[e].assigned;
+				leaked_2m += rt.e[e].assigned && rt.e[e].is_2m;
+			}
+			printf("stress: debugfs rmp: %zu entries, %zu assigned (%zu at 2M)\n", rt.n,
+			       assigned, leaked_2m);
+			rmp_table_free(&rt);
+		}
+	}
 	if (nr_huge >= 0)
 		write_ll(NR_HUGEPAGES, nr_huge);
 	close(fd);
