@@ -14,10 +14,13 @@ KMAKE := bash $(top)/scripts/kmake.sh
 # DEBUG=1 selects the lockdep/DEBUG_VM/KFENCE kernel (kconfig/debug.config).
 DEBUG ?= 0
 export DEBUG
+# INTREE=1 selects the kernel with the driver built in (make check-intree).
+INTREE ?= 0
+export INTREE
 
 ifeq ($(origin KDIR),undefined)
 # $(shell) does not see exported variables (make 4.3): pass DEBUG explicitly.
-KDIR := $(shell DEBUG=$(DEBUG) bash $(top)/scripts/kernel.sh dir)
+KDIR := $(shell DEBUG=$(DEBUG) INTREE=$(INTREE) bash $(top)/scripts/kernel.sh dir)
 OWN_KERNEL := 1
 endif
 # The scripts (vm.sh, rustfmt-check.sh) use the same tree as the build.
@@ -29,7 +32,7 @@ MODULE := $(BUILD)/module/snp_host/snp_host.ko
 SELFTESTS := $(top)/tools/testing/selftests/snp_host
 
 .PHONY: all modules deps kernel selftests kvm-selftests run check host-check module-lint \
-	rustfmtcheck checkpatch vm-check vm-shell clean purge-cache help tool install
+	rustfmtcheck checkpatch vm-check vm-shell stress stress-vm clean purge-cache help tool install
 
 all: modules tool
 
@@ -44,8 +47,10 @@ help:
 	@echo 'make checkpatch   the kernel'"'"'s checkpatch.pl --strict over patches/, the C selftests and vm/*.c'
 	@echo 'make vm-shell     boot the test VM with an interactive shell'
 	@echo 'make bench        direct-map benchmark: a fresh VM per policy; report and picture in build/bench/'
+	@echo 'make stress       random operations against a model on the debug kernel (STRESS_OPS, STRESS_SEED)'
 	@echo 'make simulate     the direct map of a 1 TiB host over 1,000 guest lifetimes, host only; build/simulate/'
 	@echo 'make kernel       build (or find in the cache) the project kernel; DEBUG=1 for the debug variant'
+	@echo 'make check-intree the VM tests on the kernel with the driver built in (CONFIG_SNP_HOST=y)'
 	@echo 'make kvm-selftests  the upstream KVM selftests of vm/kvm-tests, static, into build/kvm'
 	@echo 'make clean        remove build products from the work tree (the cache stays)'
 	@echo 'make purge-cache  drop every cached kernel build'
@@ -92,6 +97,23 @@ $(BUILD)/vm/kvm_check: vm/kvm_check.c include/uapi/linux/snp_host.h
 $(BUILD)/vm/demo: vm/demo.c include/uapi/linux/snp_host.h
 	mkdir -p $(dir $@)
 	$(CC) -Wall -Wextra -O2 -static -Iinclude/uapi -o $@ $<
+
+# The stress run of issue 11 (vm/stress.c); it includes the selftests' helpers.
+$(BUILD)/vm/stress: vm/stress.c include/uapi/linux/snp_host.h $(SELFTESTS)/snp_host_util.h
+	mkdir -p $(dir $@)
+	$(CC) -Wall -Wextra -O2 -static -pthread -Iinclude/uapi -I$(SELFTESTS) -o $@ $<
+
+# `make stress` runs on the debug kernel: KDIR is chosen when the Makefile is
+# read, so the run is a second make with DEBUG=1 (unless KDIR is your own).
+stress:
+ifeq ($(OWN_KERNEL)$(DEBUG),10)
+	+@unset KDIR; $(MAKE) --no-print-directory DEBUG=1 stress-vm
+else
+	+@$(MAKE) --no-print-directory stress-vm
+endif
+
+stress-vm: modules kvm-selftests $(BUILD)/vm/stress
+	@MODULE=$(MODULE) bash scripts/vm.sh stress
 
 # The operator's tool (issue 13, tools/snp-host/README.md), linked statically
 # so that it runs in the busybox VM as on any host; cargo decides what to
@@ -187,8 +209,20 @@ checkpatch: kernel
 	done; \
 	[ $$bad = 0 ] && echo "checkpatch --strict: $(words $(CHECKPATCH_PATCHES)) patches and $(words $(CHECKPATCH_FILES)) C files clean"
 
-vm-check: modules selftests kvm-selftests tool
+vm-check: modules selftests kvm-selftests tool $(BUILD)/vm/stress
 	@MODULE=$(MODULE) bash scripts/vm.sh check
+
+# The driver as part of the kernel tree (issue 14): the INTREE=1 kernel, with
+# patch 0030 and a copy of the driver's sources made by scripts/kernel.sh,
+# built in (kconfig/intree.config), and the whole VM suite on it; what loads
+# or unloads the module skips there.  A sub-make, since KDIR names the kernel
+# (the environment's KDIR would be this make's: drop it).
+.PHONY: check-intree vm-check-intree
+check-intree:
+	+env -u KDIR $(MAKE) INTREE=1 vm-check-intree
+
+vm-check-intree: selftests kvm-selftests tool
+	@bash scripts/vm.sh check
 
 vm-shell: modules selftests tool
 	@MODULE=$(MODULE) bash scripts/vm.sh shell

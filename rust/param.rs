@@ -131,9 +131,16 @@ macro_rules! choice_param {
             #[used(compiler)]
             static PARAM: ::kernel::module_param::KernelParam =
                 ::kernel::module_param::KernelParam::new(::kernel::bindings::kernel_param {
+                    // Built in, the name carries the module's, as C's MODULE_PARAM_PREFIX
+                    // does: the command line sets it as `snp_host.<name>=`.
                     name: ::kernel::str::as_char_ptr_in_const_context(
                         match ::core::ffi::CStr::from_bytes_with_nul(
-                            concat!($name, "\0").as_bytes(),
+                            if cfg!(MODULE) {
+                                concat!($name, "\0")
+                            } else {
+                                concat!("snp_host.", $name, "\0")
+                            }
+                            .as_bytes(),
                         ) {
                             Ok(s) => s,
                             Err(_) => panic!("parameter name"),
@@ -141,7 +148,11 @@ macro_rules! choice_param {
                     ),
                     // `__this_module` is set up by the module loader and outlives every
                     // parameter of the module.
+                    #[cfg(MODULE)]
                     mod_: (&raw const ::kernel::bindings::__this_module).cast_mut(),
+                    // Built in, there is no `struct module` (C's THIS_MODULE is NULL).
+                    #[cfg(not(MODULE))]
+                    mod_: ::core::ptr::null_mut(),
                     ops: &raw const OPS,
                     perm: 0o444,
                     level: -1,
@@ -151,13 +162,23 @@ macro_rules! choice_param {
                     },
                 });
 
-            const PARMTYPE: &str = concat!("parmtype=", $name, ":charp\0");
+            // Built in, modinfo records are prefixed by the module's name too, for
+            // modules.builtin.modinfo (C's __MODULE_INFO_PREFIX).
+            const PARMTYPE: &str = if cfg!(MODULE) {
+                concat!("parmtype=", $name, ":charp\0")
+            } else {
+                concat!("snp_host.parmtype=", $name, ":charp\0")
+            };
             #[link_section = ".modinfo"]
             #[used(compiler)]
             static PARMTYPE_INFO: [u8; PARMTYPE.len()] =
                 $crate::kernel_ext::param::modinfo(PARMTYPE);
 
-            const PARM: &str = concat!("parm=", $name, ":", $desc, "\0");
+            const PARM: &str = if cfg!(MODULE) {
+                concat!("parm=", $name, ":", $desc, "\0")
+            } else {
+                concat!("snp_host.parm=", $name, ":", $desc, "\0")
+            };
             #[link_section = ".modinfo"]
             #[used(compiler)]
             static PARM_INFO: [u8; PARM.len()] = $crate::kernel_ext::param::modinfo(PARM);

@@ -5,15 +5,62 @@
 #   kernel.sh build   build it unless the cache already holds it; print the directory
 #   kernel.sh fetch   download the source tarball only
 #   kernel.sh purge   drop every cached kernel (downloaded source and tools stay)
+#   kernel.sh copy-driver <tree>  copy the driver into a kernel tree that has the
+#                     series applied (for a distribution kernel with it built in)
 #
 # The cache key covers the kernel version, the config fragments and the patch
-# series, so editing module code never rebuilds the kernel, and editing any of
-# those always does.  DEBUG=1 adds kconfig/debug.config (lockdep, DEBUG_VM, KFENCE).
+# series, so editing module code never rebuilds the kernel (INTREE=1 aside,
+# below), and editing any of those always does.  DEBUG=1 adds kconfig/debug.config (lockdep, DEBUG_VM, KFENCE).
+#
+# INTREE=1 is the in-tree variant (make check-intree): the driver's sources
+# are copied into the tree, to drivers/virt/coco/snp-host/ where patch 0030
+# hooks it into Kconfig, and kconfig/intree.config builds it in.  The copy is
+# made from the repository at every build of the variant and is part of its
+# key (and of no other's), so editing module code rebuilds that kernel only.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 fragments=("$top/kconfig/snp_host.config")
 [ "${DEBUG:-0}" = 1 ] && fragments+=("$top/kconfig/debug.config")
+[ "${INTREE:-0}" = 1 ] && fragments+=("$top/kconfig/intree.config")
+
+# Where the in-tree variant's copy of the driver goes (patch 0030).
+driver_dir=drivers/virt/coco/snp-host
+
+# The repository files that make up the driver, relative to the top: the
+# crate (its root snp_host/ and the folders it includes by #[path]) and the
+# uapi header; then the documentation.  The in-tree copy is made of these.
+driver_files() {
+	(cd "$top" && find snp_host rmp directmap fault rust -type f \
+		\( -name '*.rs' -o -name '*.c' -o -name '*.h' -o -name Kbuild \) | LC_ALL=C sort)
+	echo include/uapi/linux/snp_host.h
+	echo Documentation/snp_host.rst
+}
+
+# Replaces the driver in tree $1 by a fresh copy of the repository's, read-only
+# since it is generated.  The crate keeps the repository's layout under
+# $driver_dir, so that its #[path] attributes and abi_header.c's
+# "../include/uapi/linux/snp_host.h" resolve as they do out of tree; that
+# include/ is a link to the tree's own, where the uapi header belongs (make
+# headers_install ships it).  The documentation goes where the index of
+# Documentation/virt/ (patch 0030) expects it.
+copy_driver() {
+	local tree=$1 f dst
+	[ -f "$tree/$driver_dir/Kconfig" ] || die "$tree has no $driver_dir/Kconfig: is patch 0030 in patches/series?"
+	rm -rf "${tree:?}/$driver_dir"/{snp_host,rmp,directmap,fault,rust,include}
+	while read -r f; do
+		case "$f" in
+		include/*) dst=$tree/$f ;;
+		Documentation/snp_host.rst) dst=$tree/Documentation/virt/coco/snp-host.rst ;;
+		*) dst=$tree/$driver_dir/$f ;;
+		esac
+		mkdir -p "$(dirname "$dst")"
+		rm -f "$dst"
+		cp "$top/$f" "$dst"
+		chmod a-w "$dst"
+	done < <(driver_files)
+	ln -s ../../../../include "$tree/$driver_dir/include"
+}
 
 series_files() {
 	local p
@@ -33,12 +80,19 @@ cache_key() {
 			echo "== $(basename "$f")"
 			cat "$f"
 		done
+		if [ "${INTREE:-0}" = 1 ]; then
+			driver_files | while read -r f; do
+				echo "== $f"
+				cat "$top/$f"
+			done
+		fi
 	} | sha256sum | cut -c1-16
 }
 
 kdir() {
 	local variant=""
 	[ "${DEBUG:-0}" = 1 ] && variant="-debug"
+	[ "${INTREE:-0}" = 1 ] && variant+="-intree"
 	echo "$SNP_HOST_CACHE/kernel/linux-$KERNEL_VERSION$variant-$(cache_key)"
 }
 
@@ -118,9 +172,14 @@ series_state() {
 # where the series differ, so that it can revert them. Prints "dir keep", keep
 # being the number of leading patches both have in common.
 reusable_tree() {
-	local want d have keep
+	local want d have keep others=""
 	want=$(series_state)
-	for d in $(variant_trees "$1"); do
+	# The first in-tree kernel starts from a tree of the out-of-tree variant:
+	# only the driver and what its config option touches need building.
+	if [ "${INTREE:-0}" = 1 ]; then
+		others=$(variant_trees "${1%-intree-*}-0000000000000000")
+	fi
+	for d in $(variant_trees "$1") $others; do
 		[ -f "$d/.snp-host-built" ] || continue
 		have=$(cat "$d/.snp-host-series" 2>/dev/null) || continue
 		keep=$(common_prefix "$have" "$want")
@@ -217,6 +276,7 @@ build() {
 		fi
 	fi
 	bash "$top/scripts/apply-patches.sh" "$dir"
+	[ "${INTREE:-0}" = 1 ] && copy_driver "$dir"
 	series_state >"$dir/.snp-host-series"
 	# Keep what was applied, so that a later series can revert it (reusable_tree).
 	rm -rf "$dir/.snp-host-patches"
@@ -247,9 +307,10 @@ case "${1:-}" in
 dir) kdir ;;
 build) build ;;
 fetch) fetch_source ;;
+copy-driver) copy_driver "${2:?usage: $0 copy-driver <kernel tree>}" ;;
 purge)
 	note "removing $SNP_HOST_CACHE/kernel"
 	rm -rf "$SNP_HOST_CACHE/kernel"
 	;;
-*) die "usage: $0 dir|build|purge" ;;
+*) die "usage: $0 dir|build|fetch|purge|copy-driver <tree>" ;;
 esac

@@ -3,6 +3,7 @@
 
 usage: tap-summary.py RESULTS CONSOLE
        tap-summary.py --splats CONSOLE   (print the splats only; exit 1 if any)
+       tap-summary.py --count-splats CONSOLE   (print how many lines are splats)
 
 RESULTS is the TAP the guest wrote (nested KTAP from KUnit and kselftest
 blocks, indented under the line that reports each program).  Only leaf results
@@ -66,6 +67,10 @@ def splats_in(console):
 
 
 def main():
+    if sys.argv[1] == "--count-splats":
+        with open(sys.argv[2], errors="replace") as f:
+            print(len(splats_in(f.read().splitlines())))
+        return 0
     if sys.argv[1] == "--splats":
         with open(sys.argv[2], errors="replace") as f:
             found = splats_in(f.read().splitlines())

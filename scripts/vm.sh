@@ -16,6 +16,10 @@
 #                 selftest KVM_BENCH_TEST (words comma-separated, path under build/kvm)
 #                 without the module and with it under each of KVM_BENCH_POLICIES
 #                 (comma-separated); lives in build/bench/vm-kvm.
+#   vm.sh stress  `make stress`: build/vm/stress with STRESS_OPS (default 100000),
+#                 STRESS_SEED, STRESS_INJECT, next to a KVM guest; ends with the line
+#                 "stress: N operations, N mismatches, N splats, N pages lost", the
+#                 splats counted in the whole kernel log (VM_TIMEOUT default 3600).
 #
 # The guest's console (kernel log) goes to build/vm/console.log; its results
 # come back on a second serial port to build/vm/results.log.  A guest that does
@@ -23,7 +27,7 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-mode=${1:?usage: vm.sh run|check|shell|bench|kvmbench}
+mode=${1:?usage: vm.sh run|check|shell|bench|kvmbench|stress}
 kdir=${KDIR:-$(bash "$top/scripts/kernel.sh" dir)}
 out=$top/build/vm
 if [ "$mode" = bench ]; then
@@ -46,6 +50,14 @@ if [ "$mode" = kvmbench ]; then
 	esac
 	out=$top/build/bench/vm-kvm
 fi
+if [ "$mode" = stress ]; then
+	stress_args="${STRESS_OPS:-100000},${STRESS_SEED:-},${STRESS_INJECT:-}"
+	case "$stress_args" in
+	*[!0-9,]*) die "STRESS_OPS, STRESS_SEED and STRESS_INJECT must be numbers" ;;
+	esac
+	out=$top/build/stress
+	VM_TIMEOUT=${VM_TIMEOUT:-3600}
+fi
 root=$out/root
 VM_TIMEOUT=${VM_TIMEOUT:-300}
 VM_MEM=${VM_MEM:-3G}
@@ -54,16 +66,25 @@ VM_CPU=${VM_CPU:-EPYC,+svm,+npt}
 kernel=$kdir/arch/x86/boot/bzImage
 module=${MODULE:-$top/build/module/snp_host/snp_host.ko}
 [ -f "$kernel" ] || die "no kernel at $kernel (run: make kernel)"
-[ -f "$module" ] || die "no module at $module (run: make)"
+# The in-tree kernel (make check-intree) has the driver built in: nothing to
+# load, and /init is told so; the rest of the VM is the same.
+builtin=0
+grep -qx CONFIG_SNP_HOST=y "$kdir/.config" 2>/dev/null && builtin=1
+case "$builtin$mode" in
+0*) [ -f "$module" ] || die "no module at $module (run: make)" ;;
+1check | 1shell) module= ;;
+*) die "vm.sh $mode needs snp_host.ko; $kdir has it built in (use make check-intree)" ;;
+esac
 busybox=$(command -v busybox) || die "busybox-static is not installed (run: make deps)"
 
 # Assemble the initramfs.
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules,tests,extra,kvm}
 cp "$busybox" "$root/bin/busybox"
-cp "$module" "$root/lib/modules/"
+[ -z "$module" ] || cp "$module" "$root/lib/modules/"
 cp "$top/vm/init" "$root/init"
 [ -x "$out/demo" ] && cp "$out/demo" "$root/bin/snp_host_demo"
+[ -x "$top/build/vm/stress" ] && cp "$top/build/vm/stress" "$root/bin/snp_host_stress"
 # snp-host (make tool): the operator's tool for run and shell, and its test.
 if [ -x "$top/build/snp-host/snp-host" ]; then
 	cp "$top/build/snp-host/snp-host" "$root/bin/snp-host"
@@ -85,6 +106,11 @@ if [ "$mode" = kvmbench ]; then
 	cp "$top/build/vm/kvm_check" "$root/bin/kvm_check"
 	mkdir -p "$root/kvm/$(dirname "$t")"
 	cp "$top/build/kvm/$t" "$root/kvm/$t"
+fi
+if [ "$mode" = stress ]; then
+	mkdir -p "$root/kvm/x86"
+	cp "$top/build/kvm/x86/private_mem_conversions_test" "$root/kvm/x86/" ||
+		die "no KVM selftest to run next to the stress (run: make kvm-selftests)"
 fi
 if [ "$mode" = check ] && [ -x "$out/kvm_check" ]; then
 	cp "$out/kvm_check" "$root/bin/kvm_check"
@@ -125,6 +151,13 @@ fi
 if [ "$mode" = kvmbench ]; then
 	append+=" nokaslr kvmtest=$kvm_test kvmruns=$kvm_runs kvmpolicies=$kvm_policies"
 fi
+# Built in, parameters come from the command line: module_test checks that
+# backend= arrives (emulated is what auto picks under TCG anyway).
+if [ "$builtin" = 1 ]; then
+	append+=" snpbuiltin=1 snp_host.backend=emulated"
+fi
+
+[ "$mode" = stress ] && append+=" stressargs=$stress_args"
 
 if [ "$mode" = shell ]; then
 	exec "${qemu[@]}" -nographic -append "$append"
@@ -176,5 +209,22 @@ bench | kvmbench)
 	fi
 	sed '/^=== end$/d' "$out/results.log"
 	exit "${bench_rc:-0}"
+	;;
+stress)
+	sed '/^=== end$/d' "$out/results.log"
+	line=$(grep -E '^stress: [0-9]+ operations, ' "$out/results.log" | tail -n 1) || true
+	if [ -z "$line" ] || ! grep -q '^=== end$' "$out/results.log"; then
+		echo "error: the stress run did not finish (qemu exit $rc); console:" >&2
+		tail -n 40 "$out/console.log" >&2
+		exit 1
+	fi
+	# The guest counted splats from its own start; the host counts the whole log.
+	host=$(python3 "$top/scripts/tap-summary.py" --count-splats "$out/console.log")
+	read -r ops mism guest lost <<<"$(echo "$line" | tr -cs '0-9' ' ')"
+	splats=$((host > guest ? host : guest))
+	python3 "$top/scripts/tap-summary.py" --splats "$out/console.log" >&2 || true
+	echo "stress: $ops operations, $mism mismatches, $splats splats, $lost pages lost"
+	grep -q '^rmmod ok$' "$out/results.log" || { echo "error: rmmod snp_host failed" >&2; exit 1; }
+	[ "$mism" = 0 ] && [ "$splats" = 0 ] && [ "$lost" = 0 ]
 	;;
 esac

@@ -358,7 +358,11 @@ impl MiscDevice for FileState {
                 let mut range: uapi::Range = reader.read()?;
                 range.done = 0;
                 // As for the page ioctls: a struct that cannot take the answer fails
-                // the request before anything changes.
+                // the request before anything changes; written, it says so (`done`
+                // 0), whatever fails next.
+                UserSlice::new(UserPtr::from_addr(arg), size)
+                    .writer()
+                    .write(&range)?;
                 // CAST: `usize` is 64 bits on x86-64.
                 let len = uapi::page_size(range.level).unwrap_or(PageSize::Size4K);
                 if range.to_private != 0
@@ -371,9 +375,6 @@ impl MiscDevice for FileState {
                 {
                     return Err(EINVAL);
                 }
-                UserSlice::new(UserPtr::from_addr(arg), size)
-                    .writer()
-                    .write(&range)?;
                 let result = me.convert_range(&mut range);
                 // `done` goes back on failure too: it says what changed.
                 writer.write(&range)?;

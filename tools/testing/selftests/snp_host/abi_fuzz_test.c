@@ -1744,5 +1744,4 @@ TEST_F(found, reproduce)
 	}
 }
 
-
 TEST_HARNESS_MAIN

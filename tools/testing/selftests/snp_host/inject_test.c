@@ -63,33 +63,41 @@ static void disarm(const char *dir)
 	write_str(path, "0");
 }
 
-/* Whether a store to @p from a child process dies of SIGBUS. */
-static bool store_sigbus(char *p)
-{
-	pid_t pid = fork();
-	int status;
+/*
+ * One store to @p in this process: whether it raised SIGBUS.  Not from a
+ * child: fork() gives a child its own copy of a pinned anonymous page.
+ */
+static sigjmp_buf store_jb;
 
-	if (pid == 0) {
-		__atomic_store_n(p, 0x5a, __ATOMIC_RELAXED);
-		_exit(0);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return false;
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS;
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(store_jb, 1);
 }
 
+static bool store_sigbus(char *p)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	bool faulted = false;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &old))
+		return false;
+	if (sigsetjmp(store_jb, 1)) {
+		faulted = true;
+	} else {
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		__atomic_store_n(p, 0x5a, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	}
+	sigaction(SIGBUS, &old, NULL);
+	return faulted;
+}
+
+/* A store to @p works, and reads back. */
 static bool store_works(char *p)
 {
-	pid_t pid = fork();
-	int status;
-
-	if (pid == 0) {
-		__atomic_store_n(p, 0x5a, __ATOMIC_RELAXED);
-		_exit(__atomic_load_n(p, __ATOMIC_RELAXED) == 0x5a ? 0 : 1);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return false;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return !store_sigbus(p) && __atomic_load_n(p, __ATOMIC_RELAXED) == 0x5a;
 }
 
 static bool assigned(int fd, void *hva, __u8 *level)

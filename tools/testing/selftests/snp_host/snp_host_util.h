@@ -790,4 +790,14 @@ static inline long long kmsg_last_seq(void)
 	return last;
 }
 
+/*
+ * True when snp_host is built into the kernel (CONFIG_SNP_HOST=y): the kernel
+ * makes /sys/module/snp_host for the parameters of a built-in module too, but
+ * initstate only for one that was loaded.  Such a module cannot be unloaded.
+ */
+static inline bool snp_builtin(void)
+{
+	return !access(SNP_MODULE_DIR, F_OK) && access(SNP_MODULE_DIR "/initstate", F_OK);
+}
+
 #endif /* SNP_HOST_UTIL_H */
