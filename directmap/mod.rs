@@ -461,9 +461,13 @@ impl Batch<'_> {
                 tracked.leaf = now;
             }
         }
-        if rel.merge {
-            // Even a region as large as it was: merging it may merge the 1G block
-            // above, which a split elsewhere in it broke up.
+        // A region as large as it was has only its 1G block left to merge, which
+        // cannot happen while another region of the block holds guest pages
+        // (unless a failed flush left those unprotected: then ask anyway).
+        let at_origin = tracked.leaf >= tracked.region.origin();
+        let futile =
+            at_origin && self.unprotected.is_empty() && block_held(&mut self.regions, head);
+        if rel.merge && !futile {
             // Without memory for the list the region merely stays split.
             let _ = self.merge.push(head, GFP_KERNEL);
         } else {
@@ -549,6 +553,25 @@ fn count_regions(
         last_1g = Some(block);
         count(t);
     }
+}
+
+/// Returns whether a region of the 1G block of `head` other than `head` holds
+/// guest pages, which keeps the block from merging into a 1G leaf.
+fn block_held(regions: &mut RBTree<u64, Tracked>, head: u64) -> bool {
+    let block = Level::Size1G.region_start(head);
+    let end = block + Level::Size1G.pages();
+    let mut cursor = regions.cursor_lower_bound_mut(&block);
+    while let Some(c) = cursor {
+        let (&at, t) = c.current();
+        if at >= end {
+            return false;
+        }
+        if at != head && !t.region.idle() {
+            return true;
+        }
+        cursor = c.move_next();
+    }
+    false
 }
 
 /// Stops accounting the region at `head` once it holds no guest page and is mapped

@@ -278,7 +278,8 @@ impl Batch<'_> {
                 tracked.leaf = now;
             }
         }
-        if rel.merge {
+        let at_origin = tracked.leaf >= tracked.region.origin();
+        if rel.merge && !(at_origin && block_held(self.m, head)) {
             self.lists.merge.push(head);
         } else {
             forget_if_settled(self.m, self.k, head, None);
@@ -356,6 +357,19 @@ fn count_regions(m: &mut Module, changed: &[(u64, Level, Level)]) {
         last_1g = Some(block);
         c.count(t);
     }
+}
+
+/// `block_held()`: another region of `head`'s 1G block holds guest pages.
+fn block_held(m: &Module, head: u64) -> bool {
+    let first = (Level::Size1G.region_start(head) / 512) as usize;
+    let cells = (Level::Size1G.pages() / 512) as usize;
+    let me = (head / 512) as usize;
+    m.regions
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(cells)
+        .any(|(cell, r)| cell != me && r.is_some_and(|t| !t.region.idle()))
 }
 
 /// `forget_if_settled()`: an idle region mapped at least as large as at first is forgotten.
