@@ -135,6 +135,20 @@ impl fmt::Display for EntryText<'_> {
 }
 
 impl Shared {
+    /// Reports, rate-limited, a fault on `pfn` that repeated without progress and
+    /// was refused: the provider's decision and the kernel's bound say it alike.
+    fn log_no_progress(&self, uf: &UserFault, pfn: u64) {
+        if NO_PROGRESS_LOG.allow() {
+            pr_warn!(
+                "RMP fault at {:#x} repeated {} times without progress; refused. pfn {:#x}: {}\n",
+                uf.address,
+                uf.repeats,
+                pfn,
+                EntryText(self, pfn)
+            );
+        }
+    }
+
     /// Records a decision for debugfs `faults`.
     fn record(&self, uf: &UserFault, decision: &'static str) {
         let task = kernel::current!();
@@ -209,15 +223,7 @@ impl Provider for Shared {
                     Refusal::Unsplittable => (Answer::Sigbus, "sigbus:unsplittable"),
                     Refusal::NoProgress => {
                         c.no_progress.add(1);
-                        if NO_PROGRESS_LOG.allow() {
-                            pr_warn!(
-                                "RMP fault at {:#x} repeated {} times without progress; refused. pfn {:#x}: {}\n",
-                                uf.address,
-                                uf.repeats,
-                                pfn,
-                                EntryText(self, pfn)
-                            );
-                        }
+                        self.log_no_progress(uf, pfn);
                         (Answer::Sigbus, "sigbus:no-progress")
                     }
                 }
@@ -248,15 +254,7 @@ impl Provider for Shared {
         }
         let pfn = uf.pfn.unwrap_or(u64::MAX);
         self.record(uf, "sigbus:no-progress");
-        if NO_PROGRESS_LOG.allow() {
-            pr_warn!(
-                "RMP fault at {:#x} repeated {} times without progress; refused. pfn {:#x}: {}\n",
-                uf.address,
-                uf.repeats,
-                pfn,
-                EntryText(self, pfn)
-            );
-        }
+        self.log_no_progress(uf, pfn);
     }
 
     fn report_kernel_fault(&self, pfn: u64, address: usize, error_code: u64) {
