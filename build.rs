@@ -9,50 +9,11 @@
 //! `SNP_HOST_ABI_HEADER`. kbuild does the same for the module
 //! (`snp_host/Kbuild`); here it makes `cargo build` fail on a mismatch.
 
-use std::{env, fs, path::PathBuf, process::Command};
-
 const SOURCE: &str = "snp_host/abi_header.c";
 const HEADER: &str = "include/uapi/linux/snp_host.h";
 
-/// Returns the assertion an assembly line carries, if it carries one.
-fn assertion(line: &str) -> Option<&str> {
-    line.trim()
-        .strip_prefix(".ascii")?
-        .trim()
-        .strip_prefix("\"->")?
-        .strip_suffix('"')
-}
+include!("scripts/abi_check.rs");
 
 fn main() {
-    println!("cargo:rerun-if-changed={SOURCE}");
-    println!("cargo:rerun-if-changed={HEADER}");
-    println!("cargo:rerun-if-env-changed=CC");
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
-    let asm = out.join("abi_header.s");
-    let status = Command::new(&cc)
-        .args(["-S", "-o"])
-        .arg(&asm)
-        .arg(SOURCE)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?}: {e}"));
-    assert!(status.success(), "{cc} -S {SOURCE} failed ({status})");
-    let text = fs::read_to_string(&asm).expect("the compiler wrote no assembly");
-    let checks: Vec<&str> = text.lines().filter_map(assertion).collect();
-    assert!(
-        !checks.is_empty(),
-        "{SOURCE} gave no assertions in {}",
-        asm.display()
-    );
-    let mut rs = format!("// Generated from {HEADER} by build.rs and {SOURCE}. Do not edit.\n");
-    for check in checks {
-        rs.push_str(check);
-        rs.push('\n');
-    }
-    let generated = out.join("abi_header.rs");
-    fs::write(&generated, rs).expect("cannot write the header check");
-    println!(
-        "cargo:rustc-env=SNP_HOST_ABI_HEADER={}",
-        generated.display()
-    );
+    generate_abi_check(SOURCE, HEADER, &[SOURCE, HEADER, "scripts/abi_check.rs"]);
 }
