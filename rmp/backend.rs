@@ -242,7 +242,9 @@ impl Backend {
     ///   until a later call made them shared again (or they are leaked for good);
     /// - before `state` assigns them, the caller has taken them out of the host's write
     ///   path as the direct-map policy requires (`directmap::Batch::make_private` and its
-    ///   TLB flush), so that no kernel write through the direct map reaches them;
+    ///   TLB flush), so that no kernel write through the direct map reaches them (for
+    ///   pages only the kernel holds, other CPUs may keep a 4K entry of the page itself
+    ///   until the kernel's lazy flush: nothing writes through it);
     /// - when `state` makes them shared, they are pages this module assigned, and the
     ///   caller gives them back to the direct map only after this returned `Ok`.
     ///

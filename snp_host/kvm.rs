@@ -251,11 +251,13 @@ impl Shared {
             self.owned.release(pfn, size);
             return Err(e);
         }
-        // No stale writable translation may survive the assignment. A failed flush
+        // No large translation over the page may survive the assignment (the
+        // splits flush every TLB); other CPUs' 4K entries of the page itself may,
+        // until the kernel's lazy flush (`directmap::Batch::flush`). A failed flush
         // protected nothing; the page goes back below.
         let assigned = match batch.flush() {
-            // SAFETY: As for `make_private`; the page is out of the host's way and the
-            // TLB was flushed since.
+            // SAFETY: As for `make_private`; the page is out of the host's way: not
+            // present, and no TLB maps it at a size that covers other pages.
             Ok(()) => unsafe { self.backend.rmpupdate(pfn, state) }.map_err(errno),
             Err(e) => Err(e),
         };
