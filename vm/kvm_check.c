@@ -36,6 +36,8 @@
 
 struct directmap {
 	unsigned long long k4, m2, g1;
+	/* /proc/vmstat: 2M splits and collapses by anyone, the module or not. */
+	unsigned long long splits, collapses;
 };
 
 static int read_directmap(struct directmap *d)
@@ -54,6 +56,14 @@ static int read_directmap(struct directmap *d)
 			found++;
 	}
 	fclose(f);
+	f = fopen("/proc/vmstat", "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			sscanf(line, "direct_map_level2_splits %llu", &d->splits);
+			sscanf(line, "direct_map_level2_collapses %llu", &d->collapses);
+		}
+		fclose(f);
+	}
 	return found >= 2 ? 0 : -ENOENT;
 }
 
@@ -66,6 +76,8 @@ static void print_directmap(const struct directmap *a, const struct directmap *b
 {
 	printf("DirectMap4k %llu -> %llu kB, 2M %llu -> %llu kB, 1G %llu -> %llu kB\n",
 	       a->k4, b->k4, a->m2, b->m2, a->g1, b->g1);
+	printf("vmstat: 2M splits +%llu, collapses +%llu\n",
+	       b->splits - a->splits, b->collapses - a->collapses);
 }
 
 static void sleep_ms(long ms)
@@ -225,8 +237,28 @@ int main(int argc, char **argv)
 		bad = 1;
 	}
 	if (coalesce && !same_directmap(&d0, &d1)) {
-		printf("FAIL: the direct map did not merge back (directmap=coalesce)\n");
-		bad = 1;
+		/*
+		 * The kernel changes the direct map for its own reasons too: the
+		 * init sections of a module just loaded are freed by a work item
+		 * after an RCU grace period, and resetting their permissions
+		 * splits the 2M region around them.  What vmstat counts beyond
+		 * the module's own splits and merges is the kernel's; the
+		 * module's are back if that explains the difference exactly.
+		 */
+		long long own = (long long)(d1.splits - d0.splits) -
+				(long long)(s1.dm_splits_2m - s0.dm_splits_2m) -
+				((long long)(d1.collapses - d0.collapses) -
+				 (long long)(s1.dm_merges_2m - s0.dm_merges_2m));
+
+		if (own > 0 && d1.g1 == d0.g1 &&
+		    (long long)(d1.k4 - d0.k4) == own * 2048 &&
+		    (long long)(d0.m2 - d1.m2) == own * 2048) {
+			printf("direct map: back, but for %lld 2M region(s) the kernel split itself meanwhile (vmstat)\n",
+			       own);
+		} else {
+			printf("FAIL: the direct map did not merge back (directmap=coalesce)\n");
+			bad = 1;
+		}
 	}
 	close(fd);
 	return bad;
