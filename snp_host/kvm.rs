@@ -219,14 +219,18 @@ impl Shared {
         if !books.is_free(pfn, size) {
             return Err(EBUSY);
         }
-        if self.backend.any_assigned(pfn, size).map_err(errno)? {
+        // Only a software-protected VM's pages need no look at the RMP: they exist
+        // on the emulated backend alone, whose entries only this module assigns, and
+        // every page it assigned is in the books until it is shared again. A KVM
+        // fault-in pays for each look (two locks and two tree walks).
+        if origin != Origin::SwVm && self.backend.any_assigned(pfn, size).map_err(errno)? {
             // Assigned before the module loaded: the RMP decides, and the direct map
             // stays as Linux made it. The emulated RMP has no such page. Only the
             // very entry, at its size, is assigned again: anything else (a 4K entry
             // inside the 2M page asked for, a 2M entry around the 4K one) would be
             // an RMPUPDATE over pages nobody took out of the host's way.
             let found = self.backend.lookup(pfn).map_err(errno)?;
-            if origin == Origin::SwVm || !found.assigned() || found.record.page_size() != size {
+            if !found.assigned() || found.record.page_size() != size {
                 return Err(EBUSY);
             }
             // SAFETY: The caller owns the page, which is a guest's or the firmware's
