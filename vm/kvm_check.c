@@ -59,8 +59,10 @@ static int read_directmap(struct directmap *d)
 	f = fopen("/proc/vmstat", "r");
 	if (f) {
 		while (fgets(line, sizeof(line), f)) {
-			sscanf(line, "direct_map_level2_splits %llu", &d->splits);
-			sscanf(line, "direct_map_level2_collapses %llu", &d->collapses);
+			if (sscanf(line, "direct_map_level2_splits %llu", &d->splits) == 1)
+				continue;
+			if (sscanf(line, "direct_map_level2_collapses %llu", &d->collapses) == 1)
+				continue;
 		}
 		fclose(f);
 	}
@@ -253,8 +255,8 @@ int main(int argc, char **argv)
 		if (own > 0 && d1.g1 == d0.g1 &&
 		    (long long)(d1.k4 - d0.k4) == own * 2048 &&
 		    (long long)(d0.m2 - d1.m2) == own * 2048) {
-			printf("direct map: back, but for %lld 2M region(s) the kernel split itself meanwhile (vmstat)\n",
-			       own);
+			printf("direct map: back, but for %lld 2M region(s) %s\n", own,
+			       "the kernel split itself meanwhile (vmstat)");
 		} else {
 			printf("FAIL: the direct map did not merge back (directmap=coalesce)\n");
 			bad = 1;
