@@ -82,7 +82,12 @@ selftests: kernel
 KVM_OUT := $(BUILD)/kvm
 KVM_TESTS := $(sort $(shell sed -e 's/\#.*//' vm/kvm-tests | awk 'NF { print $$2 }'))
 
+# Like the module's objects, they are rebuilt for another tree: their
+# dependency files name the sources of the tree they were built from, which
+# the kernel cache may have removed since.
 kvm-selftests: kernel $(BUILD)/vm/kvm_check
+	@if [ "$$(cat $(KVM_OUT)/.kdir 2>/dev/null)" != "$(KDIR)" ]; then \
+		rm -rf $(KVM_OUT) && mkdir -p $(KVM_OUT) && echo "$(KDIR)" >$(KVM_OUT)/.kdir; fi
 	+$(KMAKE) -C $(KDIR) -s headers
 	+$(MAKE) -s -C $(KDIR)/tools/testing/selftests/kvm EXTRA_CFLAGS=-static OUTPUT=$(KVM_OUT) \
 		$(addprefix $(KVM_OUT)/,$(KVM_TESTS))
