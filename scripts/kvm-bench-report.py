@@ -34,9 +34,6 @@ DMAP = re.compile(
 )
 WORK = re.compile(r"^direct map: 2M splits \+(\d+), merges \+(\d+), TLB flushes \+(\d+)")
 EXIT = re.compile(r"^exit (\d+)$")
-# kvm_check: the 2M regions the kernel itself split while the test ran (vmstat
-# counted them, the module did not).
-KERNEL_OWN = re.compile(r"^direct map: back, but for (\d+) 2M region")
 
 
 class Run:
@@ -48,7 +45,6 @@ class Run:
         self.dmap = None
         self.work = None
         self.exit = None
-        self.kernel_own = 0
 
 
 def parse(path):
@@ -74,8 +70,6 @@ def parse(path):
                 cur.dmap = [int(x) for x in m.groups()]
             elif m := WORK.match(line):
                 cur.work = [int(x) for x in m.groups()]
-            elif m := KERNEL_OWN.match(line):
-                cur.kernel_own = int(m.group(1))
             elif m := EXIT.match(line):
                 cur.exit = int(m.group(1))
     return runs, errors
@@ -160,21 +154,14 @@ def main():
         print("[NOT MET] kvm speed: %d coalesce rounds with a baseline, need at least 5"
               % len(co_ratios))
         ok = False
-    # A run in which the kernel itself split regions is back if kvm_check found
-    # the difference to be exactly those (it says so, and exits 0).
-    back = [r for r in co_rs if r.dmap and r.exit == 0 and r.dmap[4] == r.dmap[5]
-            and r.dmap[1] - r.dmap[0] == 2048 * r.kernel_own
-            and r.dmap[2] - r.dmap[3] == 2048 * r.kernel_own]
-    own = sum(r.kernel_own for r in co_rs)
+    back = [r for r in co_rs if r.dmap and r.dmap[0] == r.dmap[1]
+            and r.dmap[2] == r.dmap[3] and r.dmap[4] == r.dmap[5]]
     sp_rs, _ = summary.get("split", ([], []))
     sp_left = sum(r.dmap[1] - r.dmap[0] for r in sp_rs if r.dmap)
     met = bool(co_rs) and len(back) == len(co_rs)
     print("[%s] kvm direct map: coalesce back to its start after %d of %d runs; "
           "split left DirectMap4k %+d kB over its %d runs"
           % ("MET" if met else "NOT MET", len(back), len(co_rs), sp_left, len(sp_rs)))
-    if own:
-        print("      (in coalesce runs the kernel itself split %d 2M region(s), vmstat's "
-              "count beyond the module's; the module's own regions were all back)" % own)
     ok &= met
     return 0 if ok else 1
 
