@@ -746,6 +746,30 @@ impl Returning {
     fn take(&mut self) -> Self {
         core::mem::replace(self, Returning::Moved)
     }
+
+    /// Takes the page out if it still waits for the RMP, leaving any other entry
+    /// as it is: a `let ... = take() else` would drop a leaked page's entry (its
+    /// registry entry then never marked) or an unassigned page (leaked unseen).
+    fn take_guest(&mut self) -> Option<GuestPage> {
+        match self.take() {
+            Returning::Guest(g) => Some(g),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the page out if the RMP gave it back and its direct map is next.
+    fn take_unassigned(&mut self) -> Option<Unassigned> {
+        match self.take() {
+            Returning::Unassigned(u) => Some(u),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
 }
 
 /// Returns every page `file` holds to the host, a batch at a time, holding the
@@ -780,7 +804,7 @@ fn release(shared: &Shared, account: &PinAccount, pages: &mut [Returning]) {
     for round in 1..=CLOSE_ROUNDS {
         let mut busy = false;
         for r in pages.iter_mut() {
-            let Returning::Guest(guest) = r.take() else {
+            let Some(guest) = r.take_guest() else {
                 continue;
             };
             let pfn = guest.pfn();
@@ -806,7 +830,7 @@ fn release(shared: &Shared, account: &PinAccount, pages: &mut [Returning]) {
     {
         let mut batch = shared.directmap.batch();
         for r in pages.iter_mut() {
-            let Returning::Unassigned(unassigned) = r.take() else {
+            let Some(unassigned) = r.take_unassigned() else {
                 continue;
             };
             let pfn = unassigned.0.pfn;
