@@ -829,6 +829,22 @@ enum {
 	D_STATS = 1, D_FAULTS = 2, D_KVM = 4, D_LOOKUP = 8, D_VMPIN = 16, D_DM = 32
 };
 
+/*
+ * Whether two LOOKUP answers for a page say the same.  The PFN behind a page
+ * that is the host's may change between them without anyone's call (khugepaged
+ * collapsing its THP, compaction migrating it): only a guest page's is fixed.
+ */
+static bool same_look(const struct snp_host_page *a, const struct snp_host_page *b)
+{
+	struct snp_host_page x = *a, y = *b;
+
+	if (!x.assigned && !y.assigned) {
+		x.pfn = 0;
+		y.pfn = 0;
+	}
+	return !memcmp(&x, &y, sizeof(x));
+}
+
 /* Logs what differs (when @log); returns a mask of D_* for what does. */
 static int state_diff(struct __test_metadata *_metadata, const struct state *a,
 		      const struct state *b, bool log)
@@ -851,16 +867,17 @@ static int state_diff(struct __test_metadata *_metadata, const struct state *a,
 			TH_LOG("GET_KVM_STATS changed");
 	}
 	for (i = 0; i < a->n; i++) {
-		if (a->lrc[i] == b->lrc[i] &&
-		    !memcmp(&a->look[i], &b->look[i], sizeof(a->look[i])))
+		if (a->lrc[i] == b->lrc[i] && same_look(&a->look[i], &b->look[i]))
 			continue;
 		diff |= D_LOOKUP;
-		if (log)
-			TH_LOG("LOOKUP page %d: rc %d assigned/level/asid %u %u %u -> %d %u %u %u",
-			       a->idx[i], a->lrc[i], a->look[i].assigned,
-			       a->look[i].level, a->look[i].asid, b->lrc[i],
-			       b->look[i].assigned, b->look[i].level,
-			       b->look[i].asid);
+		if (!log)
+			continue;
+		TH_LOG("LOOKUP page %d: rc %d assigned/level/asid/pfn %u %u %u %#llx",
+		       a->idx[i], a->lrc[i], a->look[i].assigned, a->look[i].level,
+		       a->look[i].asid, (unsigned long long)a->look[i].pfn);
+		TH_LOG("  then: rc %d assigned/level/asid/pfn %u %u %u %#llx",
+		       b->lrc[i], b->look[i].assigned, b->look[i].level,
+		       b->look[i].asid, (unsigned long long)b->look[i].pfn);
 	}
 	if (a->vm_pin != b->vm_pin) {
 		diff |= D_VMPIN;
