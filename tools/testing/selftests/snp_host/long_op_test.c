@@ -26,7 +26,7 @@
  *
  * On a kernel several times slower than the test VM's usual one (KASAN:
  * vm/init sets SNP_HOST_TEST_SLOWDOWN to the factor), the thresholds grow by
- * that factor and the range shrinks to a quarter (still 32 batches), so
+ * that factor and the range shrinks to a quarter (8 batches of 4096 pages), so
  * that the test measures the module's lock holds, not the sanitizer, within
  * the harness's timeout.
  */
