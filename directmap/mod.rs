@@ -111,6 +111,7 @@ impl DirectMap {
             queued: dm::Ranges::new(),
             pending: KVVec::new(),
             unprotected: KVVec::new(),
+            restores: KVVec::new(),
             merge: KVVec::new(),
         }
     }
@@ -194,6 +195,10 @@ fn order_of(page: &Page) -> u32 {
     pages_of(page).trailing_zeros()
 }
 
+/// Marks a page of [`Batch::restore_pending`] that could not be restored (no PFN
+/// is this large).
+const FAILED: u64 = u64::MAX;
+
 /// A batch of conversions: one kernel call and TLB flush for all pages it
 /// protects, one merge call for all regions it empties.
 pub(crate) struct Batch<'a> {
@@ -208,6 +213,9 @@ pub(crate) struct Batch<'a> {
     /// Pages a failed flush left unprotected, still counted private until their
     /// callers give them back with [`Batch::make_shared`].
     unprotected: KVVec<(Page, Level)>,
+    /// 4K pages at 4K leaves given back with [`Batch::make_shared_later`], restored
+    /// by [`Batch::restore_pending`], one kernel call per run of neighbours.
+    restores: KVVec<u64>,
     merge: KVVec<u64>,
 }
 
@@ -407,18 +415,117 @@ impl Batch<'_> {
     /// The caller owns the page, as [`Batch::make_private`] says, and made it
     /// private with a batch of the same [`DirectMap`].
     pub(crate) unsafe fn make_shared(&mut self, page: &Page) -> Result {
+        // SAFETY: The caller's contract is this one's; nothing is left for later.
+        unsafe { self.give_back(page, false) }.map(|_| ())
+    }
+
+    /// Like [`Batch::make_shared`], but leaves the restore of a page whose restore
+    /// cannot fail (a 4K page its 4K leaf maps: rewriting a PTE needs no memory)
+    /// to [`Batch::restore_pending`], which restores neighbouring pages with one
+    /// kernel call. Returns whether the page waits for that call.
+    ///
+    /// # Errors
+    ///
+    /// As [`Batch::make_shared`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Batch::make_shared`]; and a page for which this returned `Ok(true)`
+    /// stays the caller's, not to be freed, until [`Batch::restore_pending`] has
+    /// returned, and is leaked if that names it.
+    pub(crate) unsafe fn make_shared_later(&mut self, page: &Page) -> Result<bool> {
+        // SAFETY: The caller's contract is this one's.
+        unsafe { self.give_back(page, true) }
+    }
+
+    /// Restores every page [`Batch::make_shared_later`] left waiting, with one
+    /// kernel call per run of physically neighbouring pages, and returns those
+    /// restored, sorted. A page missing from the list is still protected (the
+    /// kernel broke its word, or a test injected the failure): it must be
+    /// leaked, and its region stays split. A run of several pages that fails
+    /// is tried again page by page. Nothing here allocates: no failure can go
+    /// unreported for want of memory.
+    pub(crate) fn restore_pending(&mut self) -> KVVec<u64> {
+        let mut pfns = core::mem::take(&mut self.restores);
+        pfns.sort_unstable();
+        let mut i = 0;
+        while let Some(&first) = pfns.get(i) {
+            let mut n = 1usize;
+            while pfns.get(i + n) == Some(&(first + n as u64)) {
+                n += 1;
+            }
+            // CAST: a batch holds at most `BATCH_PAGES` pages.
+            if !self.restore_run(first, n as u64) {
+                for p in pfns.iter_mut().skip(i).take(n) {
+                    if n == 1 || !self.restore_run(*p, 1) {
+                        self.keep_protected(*p);
+                        *p = FAILED;
+                    }
+                }
+            }
+            i += n;
+        }
+        pfns.retain(|p| *p != FAILED);
+        // What `make_shared` forgets at once, once restored: a settled region that
+        // is not to be merged (`pfns` is sorted, so each region comes in one go).
+        let mut last = None;
+        for &pfn in pfns.iter() {
+            let head = Level::Size2M.region_start(pfn);
+            if last != Some(head) && !self.merge.contains(&head) {
+                forget_if_settled(&mut self.regions, head, None);
+            }
+            last = Some(head);
+        }
+        pfns
+    }
+
+    /// Restores the `n` waiting pages from `pfn` with one kernel call; returns
+    /// whether that worked.
+    fn restore_run(&mut self, pfn: u64, n: u64) -> bool {
+        if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
+            return false;
+        }
+        cpa();
+        // SAFETY: The callers of `make_shared_later()` own the pages until
+        // `restore_pending()` returns; each is a guest page at a 4K leaf that a
+        // batch of this direct map protected.
+        let ok = unsafe { dm::restore(pfn, n) }.is_ok();
+        if ok {
+            COUNTERS.dm_unmapped_pages.sub(n);
+        }
+        ok
+    }
+
+    /// Counts the 4K page at `pfn`, whose restore failed, as private again: its
+    /// region keeps it and is not merged.
+    fn keep_protected(&mut self, pfn: u64) {
+        let head = Level::Size2M.region_start(pfn);
+        self.merge.retain(|h| *h != head);
+        if let Some(t) = self.regions.get_mut(&head) {
+            let _ = t.region.make_private(self.dm.policy, 1);
+        }
+    }
+
+    /// [`Batch::make_shared`], leaving what it can to [`Batch::restore_pending`] if
+    /// `later`; returns whether it did.
+    ///
+    /// # Safety
+    ///
+    /// As [`Batch::make_shared_later`].
+    unsafe fn give_back(&mut self, page: &Page, later: bool) -> Result<bool> {
         // Made private by this batch and never protected: nothing to restore.
         if self.queued.remove(page.pfn) {
             self.pending.retain(|(p, _)| p.pfn != page.pfn);
             self.undo_private(page);
-            return Ok(());
+            return Ok(false);
         }
         let unprotected = self.unprotected.len();
         self.unprotected.retain(|(p, _)| p.pfn != page.pfn);
         if self.unprotected.len() != unprotected {
             self.undo_private(page);
-            return Ok(());
+            return Ok(false);
         }
+        let mut waits = false;
         let dm = self.dm;
         let pages = pages_of(page);
         let head = Level::Size2M.region_start(page.pfn);
@@ -450,7 +557,13 @@ impl Batch<'_> {
                 tracked.leaf = Level::Size4K;
             }
         }
-        if rel.restore {
+        let deferrable = later && page.size == PageSize::Size4K && leaf == Some(Level::Size4K);
+        if rel.restore && deferrable && self.restores.push(page.pfn, GFP_KERNEL).is_ok() {
+            // Restored at 4K, so the leaf stays 4K (it may have been known as
+            // "1G or smaller" only, before the walk).
+            tracked.leaf = Level::Size4K;
+            waits = true;
+        } else if rel.restore {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.
             let restored = if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
@@ -481,10 +594,16 @@ impl Batch<'_> {
         if rel.merge && !futile {
             // Without memory for the list the region merely stays split.
             let _ = self.merge.push(head, GFP_KERNEL);
-        } else {
+        } else if !waits
+            && !self
+                .restores
+                .iter()
+                .any(|&p| Level::Size2M.region_start(p) == head)
+        {
+            // A region with a page still waiting is settled by `restore_pending`.
             forget_if_settled(&mut self.regions, head, None);
         }
-        Ok(())
+        Ok(waits)
     }
 
     /// Merges every region the batch emptied, with one TLB flush in all.
@@ -610,6 +729,18 @@ impl Drop for Batch<'_> {
         // protect them, then merge what the batch emptied.
         if let Err(e) = self.flush() {
             pr_warn!("direct map: pages made private left unprotected: {:?}\n", e);
+        }
+        // Callers restore what waits before they let the pages go; this is for
+        // one that returned early, before its pages could go anywhere.
+        if !self.restores.is_empty() {
+            let waiting = self.restores.len();
+            let restored = self.restore_pending().len();
+            if restored != waiting {
+                pr_err!(
+                    "direct map: {} pages left read-only after their return\n",
+                    waiting - restored
+                );
+            }
         }
         self.merge();
     }

@@ -335,19 +335,57 @@ impl Unassigned {
         // SAFETY: The page is pinned by the module (`Held`) and was made private by a
         // batch of the same direct map.
         match unsafe { batch.make_shared(&self.0.page()) } {
-            Ok(()) => {
-                // The host's again in the RMP and writable in the direct map: only now may
-                // the hooks let writes to it through (a GUP write before this point would
-                // hit the read-only direct map).
-                owned.release(self.0.pfn, self.0.size);
-                let (pfn, size) = (self.0.pfn, self.0.size);
-                Ok(Released {
-                    pfn,
-                    size,
-                    pins: self.0.into_pins(),
-                })
-            }
+            Ok(()) => Ok(self.released(owned)),
             Err(_) => Err(self),
+        }
+    }
+
+    /// Like [`Unassigned::restore`], but the restore may wait for
+    /// [`Batch::restore_pending`], which restores neighbouring pages with one
+    /// kernel call: then the page comes back as [`Restoring`].
+    pub(crate) fn restore_later(
+        self,
+        owned: &Owned,
+        batch: &mut Batch<'_>,
+    ) -> Result<Result<Released, Restoring>, Self> {
+        // SAFETY: As in `restore`; a page left waiting stays in `Restoring`, which
+        // nobody frees before `Restoring::finish` (or leaks, dropped).
+        match unsafe { batch.make_shared_later(&self.0.page()) } {
+            Ok(false) => Ok(Ok(self.released(owned))),
+            Ok(true) => Ok(Err(Restoring(self.0))),
+            Err(_) => Err(self),
+        }
+    }
+
+    /// The page, shared in the RMP and writable in the direct map again.
+    fn released(self, owned: &Owned) -> Released {
+        // The host's again in the RMP and writable in the direct map: only now may
+        // the hooks let writes to it through (a GUP write before this point would
+        // hit the read-only direct map).
+        owned.release(self.0.pfn, self.0.size);
+        let (pfn, size) = (self.0.pfn, self.0.size);
+        Released {
+            pfn,
+            size,
+            pins: self.0.into_pins(),
+        }
+    }
+}
+
+/// A page shared in the RMP whose direct map waits for [`Batch::restore_pending`].
+/// Dropped unfinished, it is leaked ([`Held`]).
+pub(crate) struct Restoring(Held);
+
+impl Restoring {
+    /// Finishes the page after [`Batch::restore_pending`] returned `restored`, the
+    /// pages it restored (sorted): a page not among them comes back and must be
+    /// leaked.
+    pub(crate) fn finish(self, owned: &Owned, restored: &[u64]) -> Result<Released, Unassigned> {
+        let page = Unassigned(self.0);
+        if restored.binary_search(&page.0.pfn).is_ok() {
+            Ok(page.released(owned))
+        } else {
+            Err(page)
         }
     }
 }
@@ -658,33 +696,53 @@ pub(crate) fn make_shared(
         Ok(s) => s,
         Err(e) => return (0, Err(e)),
     };
+    // Pages whose direct map waits for the batch's one restore per run of
+    // neighbours, with their places in the request. Without room for the list,
+    // every page is restored on its own.
+    let mut waiting = KVVec::new();
+    let later = waiting
+        .reserve(count.min(BATCH_PAGES) as usize, GFP_KERNEL)
+        .is_ok();
     let mut books = shared.ledger.open(file);
     let mut batch = shared.directmap.batch();
+    let mut stop = (count, Ok(()));
     for i in 0..count {
         let key = key_of(i);
         let Some(guest) = books.take(key, size) else {
-            return (i, Err(ENOENT));
+            stop = (i, Err(ENOENT));
+            break;
         };
         let pfn = guest.pfn();
         match guest.unassign(backend) {
-            Ok(unassigned) => match unassigned.restore(&shared.owned, &mut batch) {
-                Ok(released) => {
-                    drop(books.forget(released));
-                    account.uncharge(size.pages());
-                    private_count(size).sub(1);
-                    COUNTERS.make_shared.add(1);
+            Ok(unassigned) => {
+                let restored = if later && waiting.len() < waiting.capacity() {
+                    unassigned.restore_later(&shared.owned, &mut batch)
+                } else {
+                    unassigned.restore(&shared.owned, &mut batch).map(Ok)
+                };
+                match restored {
+                    Ok(Ok(released)) => {
+                        drop(books.forget(released));
+                        returned(account, size);
+                    }
+                    Ok(Err(restoring)) => {
+                        // Cannot fail: below the capacity, checked above.
+                        let _ = waiting.push_within_capacity((i, restoring));
+                    }
+                    Err(unassigned) => {
+                        books.mark_leaked(pfn);
+                        private_count(size).sub(1);
+                        drop(unassigned);
+                        stop = (i, Err(EIO));
+                        break;
+                    }
                 }
-                Err(unassigned) => {
-                    books.mark_leaked(pfn);
-                    private_count(size).sub(1);
-                    drop(unassigned);
-                    return (i, Err(EIO));
-                }
-            },
+            }
             // Busy past the retry bound: nothing changed, the caller may try again.
             Err((guest, e)) if e.is_transient() => {
                 books.put_back(spare, key, guest);
-                return (i, Err(errno(e)));
+                stop = (i, Err(errno(e)));
+                break;
             }
             // Still guest-owned: it stays out of the direct map and off the allocator.
             Err((guest, e)) => {
@@ -693,11 +751,42 @@ pub(crate) fn make_shared(
                 books.mark_leaked(pfn);
                 private_count(size).sub(1);
                 drop(guest);
-                return (i, Err(EIO));
+                stop = (i, Err(EIO));
+                break;
             }
         }
     }
-    (count, Ok(()))
+    // Before any waiting page is let go.
+    let restored = batch.restore_pending();
+    for (i, restoring) in waiting.drain_all() {
+        let pfn = restoring.0.pfn;
+        match restoring.finish(&shared.owned, &restored) {
+            Ok(released) => {
+                drop(books.forget(released));
+                returned(account, size);
+            }
+            // A restore at a 4K leaf needs no memory and so cannot fail unless a
+            // test injects it; then the page is leaked and `done` names the first
+            // such page, though pages after it in this batch went back already
+            // (Documentation/snp_host.rst, SNP_HOST_CONVERT_RANGE).
+            Err(unassigned) => {
+                books.mark_leaked(pfn);
+                private_count(size).sub(1);
+                drop(unassigned);
+                if i < stop.0 {
+                    stop = (i, Err(EIO));
+                }
+            }
+        }
+    }
+    stop
+}
+
+/// Counts a page of `size` returned to the host and uncharges its pins.
+fn returned(account: &PinAccount, size: PageSize) {
+    account.uncharge(size.pages());
+    private_count(size).sub(1);
+    COUNTERS.make_shared.add(1);
 }
 
 /// Splits the 2M page `file` holds at user page `key` into 512 4K guest pages.
@@ -735,6 +824,8 @@ const CLOSE_ROUNDS: u32 = 4;
 enum Returning {
     Guest(GuestPage),
     Unassigned(Unassigned),
+    /// Shared in the RMP, its direct map waiting for the batch's restore.
+    Restoring(Restoring),
     Released(Released),
     /// Leaked (reported and counted already); its registry entry is marked.
     Leaked(u64),
@@ -764,6 +855,17 @@ impl Returning {
     fn take_unassigned(&mut self) -> Option<Unassigned> {
         match self.take() {
             Returning::Unassigned(u) => Some(u),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the page out if its direct map waits for the batch's restore.
+    fn take_restoring(&mut self) -> Option<Restoring> {
+        match self.take() {
+            Returning::Restoring(r) => Some(r),
             other => {
                 *self = other;
                 None
@@ -834,7 +936,23 @@ fn release(shared: &Shared, account: &PinAccount, pages: &mut [Returning]) {
                 continue;
             };
             let pfn = unassigned.0.pfn;
-            *r = match unassigned.restore(&shared.owned, &mut batch) {
+            *r = match unassigned.restore_later(&shared.owned, &mut batch) {
+                Ok(Ok(released)) => Returning::Released(released),
+                Ok(Err(restoring)) => Returning::Restoring(restoring),
+                Err(unassigned) => {
+                    drop(unassigned);
+                    Returning::Leaked(pfn)
+                }
+            };
+        }
+        // One kernel call per run of neighbours, before any page is let go.
+        let restored = batch.restore_pending();
+        for r in pages.iter_mut() {
+            let Some(restoring) = r.take_restoring() else {
+                continue;
+            };
+            let pfn = restoring.0.pfn;
+            *r = match restoring.finish(&shared.owned, &restored) {
                 Ok(released) => Returning::Released(released),
                 Err(unassigned) => {
                     drop(unassigned);

@@ -120,6 +120,8 @@ pub(crate) struct Module {
 #[derive(Clone, Debug, Default)]
 struct Lists {
     pending: Vec<(Page, Level)>,
+    /// `Batch::restores`: 4K pages at 4K leaves restored at the batch's end.
+    restores: Vec<u64>,
     merge: Vec<u64>,
     changed: Vec<(u64, Level, Level)>,
 }
@@ -269,7 +271,12 @@ impl Batch<'_> {
             }
         }
         if rel.restore {
-            c.cpa_calls += 1;
+            // `make_shared_later()`: restored with its neighbours at the batch's end.
+            if !page.huge && leaf == Some(Level::Size4K) {
+                self.lists.restores.push(page.pfn);
+            } else {
+                c.cpa_calls += 1;
+            }
             self.k.restore(page.pfn, page.huge);
             c.unmapped -= u64::from(page.pages());
             if let Some(was) = leaf {
@@ -327,9 +334,27 @@ impl Batch<'_> {
     }
 }
 
+impl Batch<'_> {
+    /// `Batch::restore_pending()`: one kernel call per run of neighbouring pages.
+    fn restore_pending(&mut self) {
+        let r = &mut self.lists.restores;
+        r.sort_unstable();
+        let runs = r
+            .iter()
+            .zip(r.iter().skip(1))
+            .filter(|(a, b)| **b != **a + 1)
+            .count();
+        if !r.is_empty() {
+            self.m.counters.cpa_calls += runs as u64 + 1;
+        }
+        r.clear();
+    }
+}
+
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
         self.flush();
+        self.restore_pending();
         self.merge();
         self.m.spare = std::mem::take(&mut self.lists);
     }
