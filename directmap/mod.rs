@@ -180,6 +180,29 @@ fn changed_leaf(before: Level, page: &Page) -> Level {
     before.min(size)
 }
 
+/// Gives the `n` pages from `pfn` their default direct-map protection back with
+/// one kernel call, counted (`dm_cpa_calls`, `dm_unmapped_pages`); the failure
+/// point `fail_directmap_restore` may fail it instead.
+///
+/// # Errors
+///
+/// As [`dm::restore`]: the pages are still protected then; `ENOMEM` if injected.
+///
+/// # Safety
+///
+/// The caller owns the pages, as [`Batch::make_private`] says, and a batch of the
+/// module's direct map protected them.
+unsafe fn restore(pfn: u64, n: u64) -> Result {
+    if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
+        return Err(ENOMEM);
+    }
+    cpa();
+    // SAFETY: The caller owns the pages and protected them (this function's contract).
+    unsafe { dm::restore(pfn, n) }?;
+    COUNTERS.dm_unmapped_pages.sub(n);
+    Ok(())
+}
+
 /// Counts one change of the direct map asked of the kernel (`dm_cpa_calls`).
 fn cpa() {
     COUNTERS.dm_cpa_calls.add(1);
@@ -455,9 +478,13 @@ impl Batch<'_> {
                 n += 1;
             }
             // CAST: a batch holds at most `BATCH_PAGES` pages.
-            if !self.restore_run(first, n as u64) {
+            // SAFETY: The callers of `make_shared_later()` own the pages until this
+            // returns; each is a guest page at a 4K leaf that a batch of this
+            // direct map protected.
+            if unsafe { restore(first, n as u64) }.is_err() {
                 for p in pfns.iter_mut().skip(i).take(n) {
-                    if n == 1 || !self.restore_run(*p, 1) {
+                    // SAFETY: As above, one page of the run.
+                    if n == 1 || unsafe { restore(*p, 1) }.is_err() {
                         self.keep_protected(*p);
                         *p = FAILED;
                     }
@@ -477,23 +504,6 @@ impl Batch<'_> {
             last = Some(head);
         }
         pfns
-    }
-
-    /// Restores the `n` waiting pages from `pfn` with one kernel call; returns
-    /// whether that worked.
-    fn restore_run(&mut self, pfn: u64, n: u64) -> bool {
-        if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
-            return false;
-        }
-        cpa();
-        // SAFETY: The callers of `make_shared_later()` own the pages until
-        // `restore_pending()` returns; each is a guest page at a 4K leaf that a
-        // batch of this direct map protected.
-        let ok = unsafe { dm::restore(pfn, n) }.is_ok();
-        if ok {
-            COUNTERS.dm_unmapped_pages.sub(n);
-        }
-        ok
     }
 
     /// Counts the 4K page at `pfn`, whose restore failed, as private again: its
@@ -566,19 +576,12 @@ impl Batch<'_> {
         } else if rel.restore {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.
-            let restored = if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
-                Err(ENOMEM)
-            } else {
-                cpa();
-                // SAFETY: The caller owns the page (this function's contract).
-                unsafe { dm::restore(page.pfn, pages) }
-            };
-            if let Err(e) = restored {
+            // SAFETY: The caller owns the page (this function's contract).
+            if let Err(e) = unsafe { restore(page.pfn, pages) } {
                 // Still protected in the direct map: the caller must not free the page.
                 let _ = tracked.region.make_private(dm.policy, pages as u32);
                 return Err(e);
             }
-            COUNTERS.dm_unmapped_pages.sub(pages);
             if let Some(was) = leaf {
                 let now = changed_leaf(was, page);
                 count(Transitions::between(was, now));

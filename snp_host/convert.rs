@@ -730,8 +730,7 @@ pub(crate) fn make_shared(
                         let _ = waiting.push_within_capacity((i, restoring));
                     }
                     Err(unassigned) => {
-                        books.mark_leaked(pfn);
-                        private_count(size).sub(1);
+                        leaked(&mut books, pfn, size);
                         drop(unassigned);
                         stop = (i, Err(EIO));
                         break;
@@ -748,8 +747,7 @@ pub(crate) fn make_shared(
             Err((guest, e)) => {
                 report_leak(pfn, e);
                 let _ = errno(e);
-                books.mark_leaked(pfn);
-                private_count(size).sub(1);
+                leaked(&mut books, pfn, size);
                 drop(guest);
                 stop = (i, Err(EIO));
                 break;
@@ -770,8 +768,7 @@ pub(crate) fn make_shared(
             // such page, though pages after it in this batch went back already
             // (Documentation/snp_host.rst, SNP_HOST_CONVERT_RANGE).
             Err(unassigned) => {
-                books.mark_leaked(pfn);
-                private_count(size).sub(1);
+                leaked(&mut books, pfn, size);
                 drop(unassigned);
                 if i < stop.0 {
                     stop = (i, Err(EIO));
@@ -780,6 +777,13 @@ pub(crate) fn make_shared(
         }
     }
     stop
+}
+
+/// Marks the page at `pfn`, which cannot be returned, leaked in `books`: it no
+/// longer counts as private.
+fn leaked(books: &mut Books<'_>, pfn: u64, size: PageSize) {
+    books.mark_leaked(pfn);
+    private_count(size).sub(1);
 }
 
 /// Counts a page of `size` returned to the host and uncharges its pins.
