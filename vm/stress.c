@@ -546,6 +546,16 @@ static void chunk_leaked(struct thread_ctx *t, struct region *r, int c, enum pst
 		set_leaked(t, r, i, how);
 }
 
+/* Marks page @i, or its whole 2M chunk if @chunk, as @how. */
+static void mark_lost(struct thread_ctx *t, struct region *r, size_t i, bool chunk,
+		      enum pstate how)
+{
+	if (chunk)
+		chunk_leaked(t, r, i / PAGES_PER_2M, how);
+	else
+		set_leaked(t, r, i, how);
+}
+
 /*
  * An outcome the model did not expect, but one an injected failure
  * explains: EBUSY and ENOMEM change nothing; anything else makes the page
@@ -557,10 +567,7 @@ static bool injected(struct thread_ctx *t, struct region *r, size_t i, int got, 
 		return false;
 	if (got == EBUSY || got == ENOMEM)
 		return true;
-	if (chunk)
-		chunk_leaked(t, r, i / PAGES_PER_2M, P_UNCERTAIN);
-	else
-		set_leaked(t, r, i, P_UNCERTAIN);
+	mark_lost(t, r, i, chunk, P_UNCERTAIN);
 	return true;
 }
 
@@ -765,10 +772,7 @@ static bool leaked_on_return(struct thread_ctx *t, struct region *r, size_t i, i
 {
 	if (!cfg.injecting || got != EIO)
 		return false;
-	if (chunk)
-		chunk_leaked(t, r, i / PAGES_PER_2M, P_LEAKED);
-	else
-		set_leaked(t, r, i, P_LEAKED);
+	mark_lost(t, r, i, chunk, P_LEAKED);
 	return true;
 }
 
