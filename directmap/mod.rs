@@ -181,21 +181,17 @@ fn changed_leaf(before: Level, page: &Page) -> Level {
 }
 
 /// Gives the `n` pages from `pfn` their default direct-map protection back with
-/// one kernel call, counted (`dm_cpa_calls`, `dm_unmapped_pages`); the failure
-/// point `fail_directmap_restore` may fail it instead.
+/// one kernel call, counted (`dm_cpa_calls`, `dm_unmapped_pages`).
 ///
 /// # Errors
 ///
-/// As [`dm::restore`]: the pages are still protected then; `ENOMEM` if injected.
+/// As [`dm::restore`]: the pages are still protected then.
 ///
 /// # Safety
 ///
 /// The caller owns the pages, as [`Batch::make_private`] says, and a batch of the
 /// module's direct map protected them.
 unsafe fn restore(pfn: u64, n: u64) -> Result {
-    if crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE) {
-        return Err(ENOMEM);
-    }
     cpa();
     // SAFETY: The caller owns the pages and protected them (this function's contract).
     unsafe { dm::restore(pfn, n) }?;
@@ -464,8 +460,9 @@ impl Batch<'_> {
     /// Restores every page [`Batch::make_shared_later`] left waiting, with one
     /// kernel call per run of physically neighbouring pages, and returns those
     /// restored, sorted. A page missing from the list is still protected (the
-    /// kernel broke its word, or a test injected the failure): it must be
-    /// leaked, and its region stays split. A run of several pages that fails
+    /// kernel broke its word: a PTE rewrite at a 4K leaf needs no memory, and
+    /// injected failures strike earlier, in [`Batch::make_shared_later`]): it must
+    /// be leaked, and its region stays split. A run of several pages that fails
     /// is tried again page by page. Nothing here allocates: no failure can go
     /// unreported for want of memory.
     pub(crate) fn restore_pending(&mut self) -> KVVec<u64> {
@@ -567,7 +564,11 @@ impl Batch<'_> {
                 tracked.leaf = Level::Size4K;
             }
         }
-        let deferrable = later && page.size == PageSize::Size4K && leaf == Some(Level::Size4K);
+        // An injected failure strikes here, at the page, for pages that would wait
+        // too: a test sees it where `done` says, with the pages after it untouched.
+        let injected = rel.restore && crate::inject::fails(&crate::inject::DIRECTMAP_RESTORE);
+        let deferrable =
+            later && !injected && page.size == PageSize::Size4K && leaf == Some(Level::Size4K);
         if rel.restore && deferrable && self.restores.push(page.pfn, GFP_KERNEL).is_ok() {
             // Restored at 4K, so the leaf stays 4K (it may have been known as
             // "1G or smaller" only, before the walk).
@@ -576,8 +577,13 @@ impl Batch<'_> {
         } else if rel.restore {
             // Restoring part of a protected large mapping splits it (after a PSMASH,
             // say): count that like any other split.
-            // SAFETY: The caller owns the page (this function's contract).
-            if let Err(e) = unsafe { restore(page.pfn, pages) } {
+            let restored = if injected {
+                Err(ENOMEM)
+            } else {
+                // SAFETY: The caller owns the page (this function's contract).
+                unsafe { restore(page.pfn, pages) }
+            };
+            if let Err(e) = restored {
                 // Still protected in the direct map: the caller must not free the page.
                 let _ = tracked.region.make_private(dm.policy, pages as u32);
                 return Err(e);

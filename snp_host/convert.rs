@@ -763,10 +763,11 @@ pub(crate) fn make_shared(
                 drop(books.forget(released));
                 returned(account, size);
             }
-            // A restore at a 4K leaf needs no memory and so cannot fail unless a
-            // test injects it; then the page is leaked and `done` names the first
-            // such page, though pages after it in this batch went back already
-            // (Documentation/snp_host.rst, SNP_HOST_CONVERT_RANGE).
+            // A restore at a 4K leaf needs no memory and so cannot fail (injected
+            // failures strike before, at the page); should it, the page is leaked
+            // and `done` names the first such page, though pages after it in this
+            // batch went back already (Documentation/snp_host.rst,
+            // SNP_HOST_CONVERT_RANGE).
             Err(unassigned) => {
                 leaked(&mut books, pfn, size);
                 drop(unassigned);
