@@ -615,7 +615,8 @@ impl Batch<'_> {
         Ok(waits)
     }
 
-    /// Merges every region the batch emptied, with one TLB flush in all.
+    /// Merges every region the batch emptied, with one kernel call and no TLB
+    /// flush of its own (the kernel's lazy flush frees what the merge replaced).
     fn merge(&mut self) {
         let mut merge = core::mem::take(&mut self.merge);
         if merge.is_empty() {
@@ -640,7 +641,6 @@ impl Batch<'_> {
             }
             return;
         }
-        COUNTERS.tlb_flushes.add(1);
         // Which regions the kernel merged, and how far, only a walk can tell; but
         // a 2M leaf changes only if its 1G block merged, which a walk of any
         // region of the block tells.

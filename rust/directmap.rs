@@ -228,9 +228,11 @@ pub(crate) unsafe fn split_4k(pfn: u64, pages: u64) -> Result {
 }
 
 /// Merges the 2M blocks containing `pfns` back into large mappings where their
-/// PTEs allow it (and then their 1G blocks), with one TLB flush in all.
+/// PTEs allow it (and then their 1G blocks). Flushes no TLB: the new mappings
+/// translate as the old ones did, and the kernel frees the page tables they
+/// replace after its next flush of every TLB (patches/0033), within about 10 ms.
 ///
-/// Returns the number of large mappings created (0: nothing changed, no flush).
+/// Returns the number of large mappings created (0: nothing changed).
 ///
 /// # Safety
 ///

@@ -82,8 +82,9 @@ for p in $policies; do
 	logs+=("$out/$p.log")
 done
 timing=()
-case " $workloads $policies " in
-*" phases "*" split "*" coalesce "* | *" phases "*" coalesce "*" split "*)
+# Whether the word list $1 holds the word $2.
+has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
+if has "$workloads" phases && has "$policies" split && has "$policies" coalesce; then
 	for r in $(seq 2 "$rounds"); do
 		order="split coalesce"
 		[ $((r % 2)) -eq 0 ] && order="coalesce split"
@@ -93,8 +94,7 @@ case " $workloads $policies " in
 			timing+=(--timing "$r:$out/time$r-$p.log")
 		done
 	done
-	;;
-esac
+fi
 for p in $policies; do
 	case " $workloads " in *" churn "*) ;; *) break ;; esac
 	[ "$lifetimes" -gt 0 ] || break
