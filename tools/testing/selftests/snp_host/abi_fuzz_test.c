@@ -49,7 +49,9 @@
  *
  * Immutable requests are only sent where they cannot succeed: on the
  * emulated RMP an immutable page can never be returned (leak_test), and a
- * fuzzer must not leak.
+ * fuzzer must not leak.  (A struct read from a pool page is whatever the
+ * page holds; the concurrent phase therefore never converts to private
+ * with one, since another thread may have left immutable set there.)
  *
  * Every module bug the fuzzer found has a minimal reproducer at the end of
  * this file (found.*).  The fixed ones are plain regression tests; one
@@ -191,7 +193,8 @@ struct gen {
 	char *edge;		/* a page followed by an unmapped one */
 	const struct mem *m;
 	const unsigned char *state;	/* the model, to aim at private pages; or NULL */
-	bool concurrent;	/* no A_HOLE: another thread's mmap may fill it */
+	/* No A_HOLE (another thread's mmap may fill it), no pool struct to private. */
+	bool concurrent;
 };
 
 /* One generated call. */
@@ -744,6 +747,17 @@ static void gen_call(struct gen *g, struct call *k)
 		break;
 	}
 	k->arg_class = arg_classes[below(g, ARRAY_SIZE(arg_classes))];
+	/*
+	 * Concurrently, a pool page holds whatever another thread's struct or
+	 * the module's write-back of it left there, which may name a page of
+	 * the fuzzer with immutable set: such a page could never be returned.
+	 * Requests that can make pages private read their struct from
+	 * elsewhere then; the sequential phase, which knows the bytes, keeps
+	 * them.
+	 */
+	if (g->concurrent && k->arg_class == A_POOL &&
+	    (k->c == C_PRIVATE || k->c == C_RANGE))
+		k->arg_class = A_VALID;
 	place_arg(g, k);
 }
 
