@@ -63,10 +63,17 @@ root=$out/root
 # under TCG than the default one (make check DEBUG=1: about 12 minutes).
 if [ "${DEBUG:-}" = 1 ]; then
 	VM_TIMEOUT=${VM_TIMEOUT:-1800}
+	# There x86/private_mem_conversions_test -n 4 -m 2 takes 70-90 s
+	# (8 s on the default kernel) and set_memory_region_test up to 150 s.
+	KVM_TIMEOUT=${KVM_TIMEOUT:-450}
 fi
 VM_TIMEOUT=${VM_TIMEOUT:-300}
 VM_MEM=${VM_MEM:-3G}
 VM_CPU=${VM_CPU:-EPYC,+svm,+npt}
+# vCPUs: 2 by default, as the machines have 2 cores; 1 shows what the
+# cross-CPU TLB flushes (IPIs) cost under TCG.
+VM_SMP=${VM_SMP:-2}
+case "$VM_SMP" in '' | *[!0-9]* | 0*) die "VM_SMP must be a number of vCPUs" ;; esac
 
 kernel=$kdir/arch/x86/boot/bzImage
 module=${MODULE:-$top/build/module/snp_host/snp_host.ko}
@@ -133,7 +140,7 @@ if [ -n "${EXTRA_TESTS:-}" ]; then
 fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz"
 
-qemu=(qemu-system-x86_64 -accel tcg -cpu "$VM_CPU" -smp 2 -m "$VM_MEM" -no-reboot
+qemu=(qemu-system-x86_64 -accel tcg -cpu "$VM_CPU" -smp "$VM_SMP" -m "$VM_MEM" -no-reboot
 	-kernel "$kernel" -initrd "$out/initramfs.cpio.gz")
 # An unknown name=value on the command line reaches /init as an environment variable.
 append="console=ttyS0 panic=-1 vmmode=$mode"
@@ -147,6 +154,16 @@ done
 if [ -n "${FUZZ_SECONDS:-}" ]; then
 	append+=" TEST_TIMEOUT=$((2 * FUZZ_SECONDS + 120))"
 	VM_TIMEOUT=$((VM_TIMEOUT + 2 * FUZZ_SECONDS))
+elif [ -n "${TEST_TIMEOUT:-}" ]; then
+	# Seconds each selftest and EXTRA_TESTS program may take (default 120).
+	case "$TEST_TIMEOUT" in *[!0-9]* | 0*) die "TEST_TIMEOUT must be a number of seconds" ;; esac
+	append+=" TEST_TIMEOUT=$TEST_TIMEOUT"
+fi
+# Seconds each KVM selftest may take (default 150, 450 on the debug kernel;
+# see vm/kvm_check.c -t).
+if [ -n "${KVM_TIMEOUT:-}" ]; then
+	case "$KVM_TIMEOUT" in *[!0-9]* | 0*) die "KVM_TIMEOUT must be a number of seconds" ;; esac
+	append+=" KVM_TIMEOUT=$KVM_TIMEOUT"
 fi
 if [ "$mode" = bench ]; then
 	# nokaslr: the kernel image at the same physical place in every VM, so each

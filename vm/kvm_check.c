@@ -4,7 +4,7 @@
  * module's counters and /proc/meminfo, what it did to the module as the
  * kernel's RMP provider (issue 10):
  *
- *	kvm_check <conversions|none> <test program> [arguments]
+ *	kvm_check [-t <seconds> | -k <seconds>] <conversions|none> <test program> [arguments]
  *
  * With snp_host loaded (it provides the kernel's RMP operations:
  * SNP_HOST_FLAG_KVM), the test must pass and, once it has exited, nothing
@@ -14,6 +14,14 @@
  * directmap=coalesce, DirectMap4k/2M/1G must be back to their values
  * before the test.  Without the module (the baseline run) the test must
  * pass, and the DirectMap lines are only reported.
+ *
+ * A test still running after -t seconds (default: none) fails: kvm_check
+ * prints the state and wait channel of each of its threads, kills its
+ * process group and checks the counters as above, so that a hung test
+ * leaves nothing behind for the next one.  With -k <seconds> instead the
+ * kill is the point: the test is killed after that long (a VMM killed in
+ * the middle of its conversions), and passes if everything it made private
+ * came back when its files closed.
  *
  * Exit status: 0 pass, 4 skip (the test skipped), 1 fail.
  */
@@ -25,7 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,12 +131,77 @@ static void settle(void)
 	}
 }
 
-/* Runs the test; returns its exit status, or -1 if it did not exit. */
-static int run(char **argv)
+static int get_kvm_stats(int fd, struct snp_host_kvm_stats *s)
 {
+	return ioctl(fd, SNP_HOST_GET_KVM_STATS, s) ? -errno : 0;
+}
+
+/* Prints each thread of process <pid>: its state and where it waits. */
+static void print_threads(pid_t pid)
+{
+	char path[320], buf[256], *state;
+	struct dirent *e;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		buf[0] = 0;
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+		/* The state follows the command, which is in parentheses. */
+		state = strrchr(buf, ')');
+		state = state && state[1] ? state + 2 : "?";
+		printf("  thread %s: state %c", e->d_name, *state);
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", pid, e->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			if (fgets(buf, sizeof(buf), f))
+				printf(", waits in %s", buf);
+			fclose(f);
+		}
+		printf("\n");
+		/* The kernel stack too, where the kernel keeps one (CONFIG_STACKTRACE). */
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stack", pid, e->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			while (fgets(buf, sizeof(buf), f))
+				printf("    %s", buf);
+			fclose(f);
+		}
+	}
+	closedir(dir);
+}
+
+/* How long the test may run, and whether being killed then is a failure. */
+struct limit {
+	unsigned int seconds; /* 0: no limit */
+	bool kill_expected;
+};
+
+/*
+ * Runs the test in a process group of its own; returns its exit status, or
+ * -1 if it did not exit by itself (killed by a signal, or by us at the
+ * limit), or -2 if we killed it as asked (-k).  <fd>: /dev/snp_host, whose
+ * count of private pages is printed at a kill, or -1.
+ */
+static int run(char **argv, struct limit limit, int fd)
+{
+	struct snp_host_kvm_stats k;
 	double start = now();
+	bool killed = false;
 	int status;
-	pid_t pid;
+	pid_t pid, w;
 
 	fflush(stdout);
 	pid = fork();
@@ -134,25 +210,46 @@ static int run(char **argv)
 		return -1;
 	}
 	if (!pid) {
+		setpgid(0, 0);
+		/* Killed with us, should the VM's timeout kill kvm_check. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execv(argv[0], argv);
 		printf("exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
-	if (waitpid(pid, &status, 0) != pid) {
-		printf("waitpid: %s\n", strerror(errno));
-		return -1;
+	setpgid(pid, pid);
+	for (;;) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0) {
+			printf("waitpid: %s\n", strerror(errno));
+			return -1;
+		}
+		if (!killed && limit.seconds && now() - start > limit.seconds) {
+			if (limit.kill_expected) {
+				printf("killing %s after %u s, as asked", argv[0], limit.seconds);
+				if (fd >= 0 && !get_kvm_stats(fd, &k))
+					printf(", with %llu pages private", k.private_4k_now);
+				printf("\n");
+			} else {
+				printf("FAIL: %s still running after %u s; its threads:\n",
+				       argv[0], limit.seconds);
+				print_threads(pid);
+			}
+			kill(-pid, SIGKILL);
+			killed = true;
+		}
+		sleep_ms(50);
 	}
 	printf("%s ran for %.2f s\n", argv[0], now() - start);
+	if (killed && limit.kill_expected && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		return -2;
 	if (WIFSIGNALED(status)) {
 		printf("%s killed by signal %d\n", argv[0], WTERMSIG(status));
 		return -1;
 	}
 	return WEXITSTATUS(status);
-}
-
-static int get_kvm_stats(int fd, struct snp_host_kvm_stats *s)
-{
-	return ioctl(fd, SNP_HOST_GET_KVM_STATS, s) ? -errno : 0;
 }
 
 static int get_stats(int fd, struct snp_host_stats *s)
@@ -167,10 +264,24 @@ int main(int argc, char **argv)
 	struct snp_host_status st;
 	struct directmap d0, d1;
 	bool conversions, coalesce;
+	struct limit limit = { 0 };
 	int fd, rc, tries, bad = 0;
+	char *end;
 
+	if (argc > 2 && (!strcmp(argv[1], "-t") || !strcmp(argv[1], "-k"))) {
+		limit.kill_expected = argv[1][1] == 'k';
+		errno = 0;
+		limit.seconds = strtoul(argv[2], &end, 10);
+		if (errno || end == argv[2] || *end || !limit.seconds) {
+			printf("%s wants a number of seconds, not %s\n", argv[1], argv[2]);
+			return 1;
+		}
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 3 || (strcmp(argv[1], "conversions") && strcmp(argv[1], "none"))) {
-		printf("usage: %s <conversions|none> <test program> [arguments]\n", argv[0]);
+		printf("usage: %s [-t <seconds> | -k <seconds>] <conversions|none> %s\n",
+		       argv[0], "<test program> [arguments]");
 		return 1;
 	}
 	conversions = !strcmp(argv[1], "conversions");
@@ -183,11 +294,11 @@ int main(int argc, char **argv)
 	fd = open("/dev/snp_host", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		/* The baseline: the same test, with Linux's own RMP operations. */
-		rc = run(argv + 2);
+		rc = run(argv + 2, limit, -1);
 		read_directmap(&d1);
 		printf("baseline (no module): exit %d\n", rc);
 		print_directmap(&d0, &d1);
-		return rc == 0 ? 0 : rc == KSFT_SKIP ? KSFT_SKIP : 1;
+		return rc == 0 || rc == -2 ? 0 : rc == KSFT_SKIP ? KSFT_SKIP : 1;
 	}
 	if (ioctl(fd, SNP_HOST_GET_STATUS, &st)) {
 		printf("GET_STATUS: %s\n", strerror(errno));
@@ -207,13 +318,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	rc = run(argv + 2);
+	rc = run(argv + 2, limit, fd);
 	if (rc == KSFT_SKIP) {
 		printf("%s skipped\n", argv[2]);
 		return KSFT_SKIP;
 	}
-	if (rc) {
+	if (rc > 0) {
 		printf("FAIL: %s exited with %d\n", argv[2], rc);
+		bad = 1;
+	} else if (rc == -1) {
+		printf("FAIL: %s did not exit by itself\n", argv[2]);
 		bad = 1;
 	}
 
