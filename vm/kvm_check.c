@@ -137,10 +137,19 @@ static int get_kvm_stats(int fd, struct snp_host_kvm_stats *s)
 	return ioctl(fd, SNP_HOST_GET_KVM_STATS, s) ? -errno : 0;
 }
 
+/* Opens /proc/<pid>/task/<tid>/<name> for reading, or returns NULL. */
+static FILE *task_file(pid_t pid, const char *tid, const char *name)
+{
+	char path[320];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", pid, tid, name);
+	return fopen(path, "r");
+}
+
 /* Prints each thread of process <pid>: its state and where it waits. */
 static void print_threads(pid_t pid)
 {
-	char path[320], buf[256], *state;
+	char path[64], buf[256], *state;
 	unsigned long long utime, stime;
 	struct dirent *e;
 	DIR *dir;
@@ -153,11 +162,9 @@ static void print_threads(pid_t pid)
 	while ((e = readdir(dir))) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", pid, e->d_name);
-		f = fopen(path, "r");
+		f = task_file(pid, e->d_name, "stat");
 		if (!f)
 			continue;
-		buf[0] = 0;
 		if (!fgets(buf, sizeof(buf), f))
 			buf[0] = 0;
 		fclose(f);
@@ -169,8 +176,7 @@ static void print_threads(pid_t pid)
 		if (sscanf(state, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
 			   &utime, &stime) == 2)
 			printf(", user %llu system %llu ticks", utime, stime);
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", pid, e->d_name);
-		f = fopen(path, "r");
+		f = task_file(pid, e->d_name, "syscall");
 		if (f) {
 			if (fgets(buf, sizeof(buf), f)) {
 				buf[strcspn(buf, "\n")] = 0;
@@ -178,8 +184,7 @@ static void print_threads(pid_t pid)
 			}
 			fclose(f);
 		}
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", pid, e->d_name);
-		f = fopen(path, "r");
+		f = task_file(pid, e->d_name, "wchan");
 		if (f) {
 			if (fgets(buf, sizeof(buf), f))
 				printf(", waits in %s", buf);
@@ -187,8 +192,7 @@ static void print_threads(pid_t pid)
 		}
 		printf("\n");
 		/* The kernel stack too, where the kernel keeps one (CONFIG_STACKTRACE). */
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stack", pid, e->d_name);
-		f = fopen(path, "r");
+		f = task_file(pid, e->d_name, "stack");
 		if (f) {
 			while (fgets(buf, sizeof(buf), f))
 				printf("    %s", buf);
@@ -214,7 +218,8 @@ static int run(char **argv, struct limit limit, int fd)
 {
 	struct snp_host_kvm_stats k, before = { 0 };
 	double start = now();
-	bool killed = false, wait_private;
+	bool killed = false;
+	double elapsed;
 	int status;
 	pid_t pid, w;
 
@@ -241,37 +246,43 @@ static int run(char **argv, struct limit limit, int fd)
 			printf("waitpid: %s\n", strerror(errno));
 			return -1;
 		}
+		elapsed = now() - start;
+		if (killed || !limit.seconds || elapsed <= limit.seconds) {
+			sleep_ms(50);
+			continue;
+		}
 		/*
 		 * A kill on purpose waits, up to three times as long, for a
 		 * moment the test has pages private: its conversions come and go.
 		 */
-		wait_private = limit.kill_expected && now() - start < 3 * limit.seconds &&
-			       fd >= 0 && !get_kvm_stats(fd, &k) && !k.private_4k_now;
-		if (!killed && limit.seconds && now() - start > limit.seconds && !wait_private) {
-			if (limit.kill_expected) {
-				printf("killing %s after %.1f s, as asked", argv[0], now() - start);
-				if (fd >= 0 && !get_kvm_stats(fd, &k))
-					printf(", with %llu pages private", k.private_4k_now);
-				printf("\n");
-			} else {
-				printf("FAIL: %s still running after %u s; its threads:\n",
-				       argv[0], limit.seconds);
-				print_threads(pid);
-				/* Whether it spins, and where: the same a second later. */
-				if (fd >= 0 && !get_kvm_stats(fd, &k))
-					before = k;
-				sleep_ms(1000);
-				printf("a second later:\n");
-				print_threads(pid);
-				if (fd >= 0 && !get_kvm_stats(fd, &k))
-					printf("in that second: make_private +%llu, make_shared +%llu, psmash +%llu, failures +%llu\n",
-					       k.make_private - before.make_private,
-					       k.make_shared - before.make_shared,
-					       k.psmash - before.psmash, k.failures - before.failures);
-			}
-			kill(-pid, SIGKILL);
-			killed = true;
+		if (limit.kill_expected && elapsed < 3 * limit.seconds && fd >= 0 &&
+		    !get_kvm_stats(fd, &k) && !k.private_4k_now) {
+			sleep_ms(50);
+			continue;
 		}
+		if (limit.kill_expected) {
+			printf("killing %s after %.1f s, as asked", argv[0], elapsed);
+			if (fd >= 0 && !get_kvm_stats(fd, &k))
+				printf(", with %llu pages private", k.private_4k_now);
+			printf("\n");
+		} else {
+			printf("FAIL: %s still running after %u s; its threads:\n",
+			       argv[0], limit.seconds);
+			print_threads(pid);
+			/* Whether it spins, and where: the same a second later. */
+			if (fd >= 0 && !get_kvm_stats(fd, &k))
+				before = k;
+			sleep_ms(1000);
+			printf("a second later:\n");
+			print_threads(pid);
+			if (fd >= 0 && !get_kvm_stats(fd, &k))
+				printf("in that second: make_private +%llu, make_shared +%llu, psmash +%llu, failures +%llu\n",
+				       k.make_private - before.make_private,
+				       k.make_shared - before.make_shared,
+				       k.psmash - before.psmash, k.failures - before.failures);
+		}
+		kill(-pid, SIGKILL);
+		killed = true;
 		sleep_ms(50);
 	}
 	printf("%s ran for %.2f s\n", argv[0], now() - start);
