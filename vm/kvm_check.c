@@ -275,11 +275,13 @@ static int run(char **argv, struct limit limit, int fd)
 			sleep_ms(1000);
 			printf("a second later:\n");
 			print_threads(pid);
-			if (fd >= 0 && !get_kvm_stats(fd, &k))
-				printf("in that second: make_private +%llu, make_shared +%llu, psmash +%llu, failures +%llu\n",
+			if (fd >= 0 && !get_kvm_stats(fd, &k)) {
+				printf("in that second: make_private +%llu, make_shared +%llu,",
 				       k.make_private - before.make_private,
-				       k.make_shared - before.make_shared,
+				       k.make_shared - before.make_shared);
+				printf(" psmash +%llu, failures +%llu\n",
 				       k.psmash - before.psmash, k.failures - before.failures);
+			}
 		}
 		kill(-pid, SIGKILL);
 		killed = true;
